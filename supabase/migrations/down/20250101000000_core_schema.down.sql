@@ -1,0 +1,10 @@
+drop table if exists public.feature_flags;
+drop table if exists public.metric_confidence_cache;
+drop table if exists public.assessments;
+drop table if exists public.engagement_events;
+drop table if exists public.coach_interventions;
+drop table if exists public.momentum_notifications;
+drop table if exists public.daily_engagement_scores;
+drop schema if exists monitoring;
+drop schema if exists analytics;
+drop schema if exists private;

@@ -1,0 +1,186 @@
+"""`supagate`: the command-line front door to the same engine the Pulumi program uses.
+
+Exit codes: 0 ok, 1 blocked or failed, 2 bad usage or bad input. With `--format json`
+one JSON document goes to stdout; progress and human text go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import engine
+from .db import DatabaseError
+from .migrations import MigrationFileError, load_migrations
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DB_URL_ENV = "SUPABASE_DB_URL"
+
+
+class UsageError(Exception):
+    pass
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _emit_json(document: dict) -> None:
+    json.dump(document, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def _db_url(args) -> str:
+    url = args.db_url or os.environ.get(DB_URL_ENV, "")
+    if not url:
+        raise UsageError(f"no database URL: pass --db-url URL or set {DB_URL_ENV} "
+                         "(the variable keeps the password off the command line)")
+    return url
+
+
+def _options(args) -> engine.Options:
+    return engine.Options(lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout,
+                          lock_wait=args.lock_wait, include_all=args.include_all)
+
+
+def cmd_migrate(args) -> int:
+    url = _db_url(args)
+    options = _options(args)
+    as_json = args.format == "json"
+    if args.down_to is not None:
+        result = engine.down_to(url, args.down_to, options, dry_run=args.dry_run)
+        if as_json:
+            _emit_json({"dry_run": args.dry_run, "reverted": result.reverted})
+        else:
+            verb = "Would revert" if args.dry_run else "Reverted"
+            _err(f"{verb} {len(result.reverted)} migration(s) down to {args.down_to}.")
+        return EXIT_OK
+    migrations = load_migrations(args.migrations, warn=_err)
+    if args.repair is not None:
+        engine.repair(url, migrations, args.repair, options)
+        if as_json:
+            _emit_json({"repaired": args.repair})
+        return EXIT_OK
+    result = engine.migrate(url, migrations, options, dry_run=args.dry_run)
+    if args.dry_run:
+        if as_json:
+            _emit_json({"dry_run": True, "applied": result.skipped,
+                        "pending": engine.describe(result.pending)})
+        else:
+            _err(f"{len(result.skipped)} migration(s) already applied; "
+                 f"{len(result.pending)} would be applied:")
+            for m in result.pending:
+                mode = "in one transaction" if m.transactional else "outside a transaction"
+                down = ", has down script" if m.down_sql else ""
+                _err(f"  {m.filename}: {len(m.statements)} statement(s) {mode}{down}")
+        return EXIT_OK
+    if as_json:
+        _emit_json({"dry_run": False, "applied": result.applied, "already_applied": result.skipped})
+    else:
+        _err(f"Applied {len(result.applied)} migration(s); {len(result.skipped)} were already applied.")
+    return EXIT_OK
+
+
+def cmd_local(args) -> int:
+    """The quick start's main job: a throwaway Postgres, the app's migrations, its pgTAP suite."""
+    from .embedded import EmbeddedPostgres
+    from .pgtap import run_suite
+
+    root = Path(args.project)
+    migrations_dir = root / "supabase" / "migrations"
+    tests_dir = root / "supabase" / "tests"
+    migrations = load_migrations(migrations_dir, warn=_err)
+    started = time.monotonic()
+    _err("Starting a throwaway PostgreSQL 15 with Supabase's roles and auth schema...")
+    with EmbeddedPostgres() as pg:
+        _err(f"  ready on 127.0.0.1:{pg.port} in {time.monotonic() - started:.1f} s")
+        result = engine.migrate(pg.url, migrations)
+        applied_at = time.monotonic()
+        _err(f"Running pgTAP tests in {tests_dir}...")
+        results = run_suite(pg.url, tests_dir)
+        tests_done = time.monotonic()
+    failed = [r for r in results if not r.ok]
+    total = sum(len(r.passed) + len(r.failed) for r in results)
+    summary = {
+        "migrations_applied": len(result.applied),
+        "test_files": len(results),
+        "assertions": total,
+        "failed_files": [r.path for r in failed],
+        "seconds": round(tests_done - started, 2),
+    }
+    if args.format == "json":
+        _emit_json(summary)
+    _err("")
+    _err(f"  migrations applied : {len(result.applied)} "
+         f"({applied_at - started:.1f} s including start-up)")
+    for r in results:
+        status = "ok " if r.ok else "FAIL"
+        _err(f"  {status} {Path(r.path).relative_to(root) if Path(r.path).is_relative_to(root) else r.path}: "
+             f"{len(r.passed)}/{r.planned if r.planned is not None else '?'} assertions")
+        for label in r.failed:
+            _err(f"       not ok {label}")
+        for line in r.diagnostics[:10] if not r.ok else ():
+            _err(f"       {line}")
+        if r.error:
+            _err(f"       {r.error}")
+    verdict = "PASS" if not failed and results else "FAIL"
+    _err(f"  {verdict}: {total - sum(len(r.failed) for r in results)}/{total} assertions in "
+         f"{len(results)} files, {tests_done - started:.1f} s in all")
+    return EXIT_OK if verdict == "PASS" else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mig = sub.add_parser("migrate", help="apply pending migrations (Supabase CLI compatible history)")
+    mig.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV}, which keeps it off the command line)")
+    mig.add_argument("--migrations", default="supabase/migrations", type=Path, help="migrations directory")
+    mig.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    mig.add_argument("--include-all", action="store_true",
+                     help="apply new migrations older than the newest applied one")
+    mig.add_argument("--down-to", metavar="VERSION",
+                     help="run stored down scripts, newest first, for every version after VERSION (0: all)")
+    mig.add_argument("--repair", metavar="VERSION",
+                     help="accept the local file of an applied VERSION as applied (after review)")
+    mig.add_argument("--lock-timeout", default=engine.Options.lock_timeout,
+                     help="per statement wait for a table lock (default %(default)s)")
+    mig.add_argument("--statement-timeout", default=engine.Options.statement_timeout,
+                     help="per statement run time limit (default %(default)s)")
+    mig.add_argument("--lock-wait", type=float, default=engine.Options.lock_wait,
+                     help="seconds to wait for another run to finish (default %(default)s)")
+    mig.add_argument("--format", choices=("text", "json"), default="text")
+    mig.set_defaults(func=cmd_migrate)
+
+    loc = sub.add_parser("local", help="apply the app to a throwaway local Postgres and run its pgTAP tests")
+    loc.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")
+    loc.add_argument("--format", choices=("text", "json"), default="text")
+    loc.set_defaults(func=cmd_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except (UsageError, MigrationFileError) as exc:
+        _err(f"supagate: {exc}")
+        return EXIT_USAGE
+    except (engine.MigrationError, DatabaseError) as exc:
+        _err(f"supagate: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("supagate: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
