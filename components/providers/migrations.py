@@ -1,0 +1,107 @@
+"""Dynamic provider `supabase:Migrations`: runs supagate's migration engine on `pulumi up`.
+
+Pickled by reference into the state (the engine's provider host imports this module from
+the project root), so it holds nothing but code: each method opens its own connection.
+Inputs carry every migration's SQL, so the policy pack can re-analyse what will run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from supagate import engine
+from supagate.db import redact
+from supagate.migrations import Migration, MigrationFileError, parse_migration
+
+
+def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:
+    return [{"version": m.version, "name": m.name, "sql": m.sql, "down_sql": m.down_sql,
+             "checksum": m.checksum, "transactional": m.transactional} for m in migrations]
+
+
+def _migrations(props: dict[str, Any]) -> list[Migration]:
+    return [parse_migration(m["version"], m["name"], m["sql"],
+                            f"supabase/migrations/{m['version']}_{m['name']}.sql", m.get("down_sql"))
+            for m in props.get("migrations") or []]
+
+
+def _options(props: dict[str, Any]) -> engine.Options:
+    return engine.Options(lock_timeout=props.get("lock_timeout") or "10s",
+                          statement_timeout=props.get("statement_timeout") or "15min",
+                          include_all=bool(props.get("include_all")), lock_wait=120.0)
+
+
+def _applied_state(url: str) -> dict[str, Any]:
+    from supagate.db import connect
+
+    with connect(url) as conn:
+        history = engine.read_history(conn)
+    return {"applied": [{"version": v, "name": row.name, "checksum": row.checksum}
+                        for v, row in sorted(history.items())],
+            "applied_versions": sorted(history)}
+
+
+class MigrationsProvider(ResourceProvider):
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        applied = {a["version"]: a.get("checksum") for a in olds.get("applied") or []}
+        wanted = {m["version"]: m["checksum"] for m in news.get("migrations") or []}
+        pending = [v for v in wanted if v not in applied]
+        edited = [v for v, c in wanted.items() if v in applied and applied[v] not in (None, c)]
+        settings_changed = any(olds.get(k) != news.get(k)
+                               for k in ("db_url", "lock_timeout", "statement_timeout", "include_all"))
+        changed = bool(pending or edited or settings_changed)
+        if pending:
+            pulumi.log.info(f"pending migrations: {', '.join(sorted(pending))}")
+        if edited:
+            pulumi.log.warn(f"applied migrations whose file changed: {', '.join(sorted(edited))}; "
+                            "the update will stop until the files are restored or repaired")
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def _run(self, props: dict[str, Any]) -> dict[str, Any]:
+        url = props["db_url"]
+        try:
+            engine.migrate(url, _migrations(props), _options(props), progress=pulumi.log.info)
+            return {**props, **_applied_state(url), "drift": []}
+        except (engine.MigrationError, MigrationFileError, Exception) as exc:
+            # Never let the connection string reach the engine's logs.
+            raise Exception(redact(str(exc), url)) from None
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_="migrations", outs=self._run(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._run(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        url = props.get("db_url")
+        if not url:
+            return ReadResult(id_, props)
+        try:
+            state = _applied_state(url)
+        except Exception as exc:
+            raise Exception(redact(str(exc), url)) from None
+        recorded = {a["version"]: a.get("checksum") for a in props.get("applied") or []}
+        live = {a["version"]: a.get("checksum") for a in state["applied"]}
+        drift = sorted(
+            [f"{v}: applied outside this stack" for v in live if v not in recorded]
+            + [f"{v}: no longer applied" for v in recorded if v not in live]
+            + [f"{v}: checksum changed" for v in live if v in recorded and live[v] != recorded[v]])
+        return ReadResult(id_, {**props, **state, "drift": drift})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Deleting the resource must never drop data: the schema stays as it is.
+        pulumi.log.warn("supabase:Migrations removed from the stack; the database was left as it is")
+
+
+class Migrations(Resource, module="supabase", name="Migrations"):
+    applied_versions: pulumi.Output[list]
+    applied: pulumi.Output[list]
+    drift: pulumi.Output[list]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["db_url"]))
+        super().__init__(MigrationsProvider(), name,
+                         {"applied_versions": None, "applied": None, "drift": None, **props}, opts)
