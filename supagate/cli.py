@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from . import engine
-from .db import DatabaseError
+import psycopg
+
+from .db import DatabaseError, redact
 from .migrations import MigrationFileError, load_migrations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -176,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (engine.MigrationError, DatabaseError) as exc:
         _err(f"supagate: {exc}")
+        return EXIT_FAILED
+    except psycopg.Error as exc:  # lost connection, missing privilege, ...
+        url = getattr(args, "db_url", None) or os.environ.get(DB_URL_ENV)
+        _err(f"supagate: failed to {args.command}: {redact(str(exc).strip(), url)}\n"
+             "Check the database is reachable and the user may create schemas and tables.")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _err("supagate: interrupted")

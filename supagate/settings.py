@@ -266,12 +266,21 @@ def settings_from_stack_file(stack: str, path) -> Settings:
         if namespace != NAMESPACE:
             continue
         values[key] = _placeholder_secrets(key, value)
+    # Secrets set only through the engine are absent from the file: stand in for them.
+    values.setdefault("dbUrl", _PLACEHOLDER_URL)
+    secrets = dict(values.get("functionSecrets") or {})
+    for name in values.get("secretNames") or ():
+        secrets.setdefault(name, "placeholder")
+    values["functionSecrets"] = secrets
     return load_settings(stack, values, str(path))
+
+
+_PLACEHOLDER_URL = "postgresql://postgres:placeholder@127.0.0.1:5432/postgres"
 
 
 def _placeholder_secrets(key: str, value):
     if isinstance(value, dict) and set(value) == {"secure"}:
-        return "postgresql://postgres:placeholder@127.0.0.1:5432/postgres" if key == "dbUrl" else "placeholder"
+        return _PLACEHOLDER_URL if key == "dbUrl" else "placeholder"
     if isinstance(value, dict):
         return {k: _placeholder_secrets(k, v) for k, v in value.items()}
     return value

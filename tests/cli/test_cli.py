@@ -1,0 +1,76 @@
+"""`supagate migrate` and `supagate local` as a user runs them: exit codes, JSON, secrecy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+
+from tests.conftest import ROOT, write_migrations
+
+
+def supagate(*args, env=None, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "supagate.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_migrate_json_then_dry_run_and_exit_0(db_url, tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);",
+                                      "down/20240101000000_a.down.sql": "drop table a;"})
+    dry = supagate("migrate", "--migrations", str(src), "--dry-run", "--format", "json",
+                   env={"SUPABASE_DB_URL": db_url})
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["pending"][0]["version"] == "20240101000000" and plan["pending"][0]["has_down"]
+    run = supagate("migrate", "--db-url", db_url, "--migrations", str(src), "--format", "json")
+    assert run.returncode == 0 and json.loads(run.stdout)["applied"] == ["20240101000000"]
+    assert "Applying migration 20240101000000_a.sql" in run.stderr  # progress on stderr
+    down = supagate("migrate", "--db-url", db_url, "--down-to", "0", "--format", "json")
+    assert down.returncode == 0 and json.loads(down.stdout)["reverted"] == ["20240101000000"]
+
+
+def test_bad_input_exits_2_naming_the_file(db_url, tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "select 'unterminated;"})
+    run = supagate("migrate", "--db-url", db_url, "--migrations", str(src))
+    assert run.returncode == 2
+    assert "20240101000000_a.sql:1: unterminated quoted string" in run.stderr
+    assert supagate("migrate", "--migrations", str(src)).returncode == 2  # no URL
+    assert supagate("migrate", "--bogus").returncode == 2
+    assert supagate("migrate", "--db-url", db_url, "--migrations", str(tmp_path / "nope")).returncode == 2
+
+
+def test_failed_migration_exits_1_and_changes_nothing(db_url, tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);\ncreate table a (id int);"})
+    run = supagate("migrate", "--db-url", db_url, "--migrations", str(src))
+    assert run.returncode == 1 and "statement 2 at line 2" in run.stderr
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select to_regclass('public.a')").fetchone() == (None,)
+
+
+def test_password_never_printed(cluster, tmp_path):
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute("do $$ begin if not exists (select from pg_roles where rolname = 'deployer') then "
+                      "create role deployer login password 'right-password'; end if; end $$")
+        # The test cluster trusts loopback; make this role prove its password.
+        hba = cluster.root / "data" / "pg_hba.conf"
+        if "deployer" not in hba.read_text():
+            hba.write_text("host all deployer 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        conn.execute("select pg_reload_conf()")
+    src = write_migrations(tmp_path, {"1_a.sql": "select 1;"})
+    url = f"postgresql://deployer:Wr0ng-Passw0rd@127.0.0.1:{cluster.port}/postgres?sslmode=disable"
+    run = supagate("migrate", "--migrations", str(src), env={"SUPABASE_DB_URL": url})
+    assert run.returncode == 1
+    assert "failed to connect" in run.stderr
+    assert "Wr0ng-Passw0rd" not in run.stderr + run.stdout
+
+
+def test_local_runs_the_main_job_and_summarises(tmp_path):
+    run = supagate("local", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["migrations_applied"] >= 7 and summary["failed_files"] == []
+    assert summary["assertions"] >= 100
+    assert "PASS:" in run.stderr

@@ -1,0 +1,57 @@
+"""Shared fixtures: one throwaway PostgreSQL 15 cluster per test session, a fresh
+database (with the Supabase shim) per test that needs one."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_MIGRATIONS = ROOT / "supabase" / "migrations"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    from supagate.embedded import EmbeddedPostgres
+
+    with EmbeddedPostgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def db_url(cluster) -> str:
+    return cluster.create_database(f"t{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture(scope="session")
+def supabase_cli() -> str:
+    """The pinned Supabase CLI from node_modules (installed by .ci/run)."""
+    candidate = ROOT / "node_modules" / ".bin" / "supabase"
+    found = str(candidate) if candidate.exists() else shutil.which("supabase")
+    if not found:
+        pytest.fail("the Supabase CLI is not installed: run `npm ci` (the pinned supabase@3.1.0)")
+    return found
+
+
+def write_migrations(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, sql in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sql)
+    return directory
+
+
+@pytest.fixture
+def app_db_url():
+    """A whole fresh cluster: the app's pg_cron schedules need the `postgres` database,
+    which pg_cron is tied to, so tests applying the app get a cluster of their own."""
+    from supagate.embedded import EmbeddedPostgres
+
+    with EmbeddedPostgres() as pg:
+        yield pg.url
