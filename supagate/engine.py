@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -222,7 +223,7 @@ def down_to(url: str, target: str, options: Options = Options(),
             dry_run: bool = False, progress: Progress = stderr_progress) -> Result:
     """Run stored down scripts, newest first, for every version newer than `target`."""
     with connect(url) as conn:
-        with _run_lock(conn, options, progress, url) if not dry_run else _nothing():
+        with _run_lock(conn, options, progress, url) if not dry_run else nullcontext():
             history = read_history(conn)
             if target != "0" and target not in history:
                 raise MigrationError(
@@ -248,7 +249,7 @@ def down_to(url: str, target: str, options: Options = Options(),
                                            f"down script of {version}_{row.name}")
                 except MigrationFileError as exc:
                     raise MigrationError(f"failed to roll back: {exc}") from None
-                _run_file(conn, down, options, url, after=_forget(version))
+                _run_file(conn, down, options, url, after=lambda _ms, v=version: _forget(v))
                 result.reverted.append(version)
             return result
 
@@ -277,14 +278,6 @@ def repair(url: str, migrations: list[Migration], version: str, options: Options
 
 
 # ---------------------------------------------------------------- internals
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
 
 class _run_lock:
     """Session advisory lock; waits up to options.lock_wait seconds, then says who holds it."""
@@ -359,11 +352,12 @@ def _execute_all(conn, statements) -> None:
 
 
 def _apply(conn, migration: Migration, options: Options, actor: str, url: str) -> None:
-    _run_file(conn, migration, options, url, after=_record(migration, actor))
+    _run_file(conn, migration, options, url, after=lambda ms: _record(migration, actor, duration_ms=ms))
 
 
 def _run_file(conn, migration: Migration, options: Options, url: str, after) -> None:
-    """Run one file, then the `after` statements (history), atomically when it can."""
+    """Run one file, then `after(duration_ms)`'s statements (history), atomically when it can.
+    In the one-query path the server measures the duration itself (duration_ms is None)."""
     lock_timeout = migration.lock_timeout or options.lock_timeout
     statement_timeout = migration.statement_timeout or options.statement_timeout
     if migration.transactional:
@@ -372,8 +366,9 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after) -> 
         batch, starts = _batch(migration, prefix)
         # One round trip per file: BEGIN, the statements, the history rows and COMMIT in a
         # single simple-protocol query (client-side parameters, so `%` in the SQL is escaped).
-        query = batch.replace("%", "%%") + "".join(sql + ";\n" for sql, _ in after) + "COMMIT;"
-        params = tuple(p for _, ps in after for p in ps)
+        record = after(None)
+        query = batch.replace("%", "%%") + "".join(sql + ";\n" for sql, _ in record) + "COMMIT;"
+        params = tuple(p for _, ps in record for p in ps)
         try:
             psycopg.ClientCursor(conn).execute(query, params)
         except psycopg.Error as exc:
@@ -394,10 +389,8 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after) -> 
                 conn.execute(statement.text)
             except psycopg.Error as exc:
                 raise _statement_error(conn, migration, number, statement, exc, url, False) from None
-        elapsed = int((time.monotonic() - started) * 1000)
         with conn.transaction():
-            _execute_all(conn, [(sql, ps if sql is not UPSERT_BOOKKEEPING else ps[:-1] + (elapsed,))
-                                for sql, ps in after])
+            _execute_all(conn, after(int((time.monotonic() - started) * 1000)))
     finally:
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             conn.execute("RESET lock_timeout")
@@ -504,10 +497,6 @@ def _invalid_indexes(conn) -> list[str]:
             "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid").fetchall()]
     except psycopg.Error:
         return []
-
-
-def pending_versions(plan: Plan) -> list[str]:
-    return [m.version for m in plan.pending]
 
 
 def describe(migrations: Iterable[Migration]) -> list[dict]:
