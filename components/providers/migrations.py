@@ -14,7 +14,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from supagate import engine
 from supagate.db import redact
-from supagate.migrations import Migration, MigrationFileError, parse_migration
+from supagate.migrations import Migration, parse_migration
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ class MigrationsProvider(ResourceProvider):
         try:
             engine.migrate(url, _migrations(props), _options(props), progress=pulumi.log.info)
             return {**props, **_applied_state(url), "drift": []}
-        except (engine.MigrationError, MigrationFileError, Exception) as exc:
+        except Exception as exc:
             # Never let the connection string reach the engine's logs.
             raise Exception(redact(str(exc), url)) from None
 
