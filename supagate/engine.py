@@ -374,11 +374,7 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after) -> 
         except psycopg.Error as exc:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
-            position = int(exc.diag.statement_position) if exc.diag.statement_position else 0
-            if position > len(batch):  # the history insert itself failed
-                raise MigrationError(f"failed to record {migration.filename}: {redact(str(exc), url)}\n"
-                                     "Nothing from this file was applied.") from None
-            raise _locate_failure(conn, migration, prefix, starts, exc, url) from None
+            raise _locate_failure(conn, migration, prefix, batch, starts, exc, url) from None
         return
     conn.execute(f"SET lock_timeout = '{lock_timeout}'")
     conn.execute(f"SET statement_timeout = '{statement_timeout}'")
@@ -420,29 +416,34 @@ def _batch(migration: Migration, prefix: str) -> tuple[str, list[tuple[int, int,
     return "".join(parts), starts
 
 
-def _locate_failure(conn, migration, prefix, starts, exc: psycopg.Error, url: str) -> MigrationError:
+def _locate_failure(conn, migration, prefix, batch, starts, exc: psycopg.Error, url: str) -> MigrationError:
     """Name the failing statement: from the error position when the server gives one,
-    else by replaying the file statement by statement in a transaction that rolls back."""
+    else by replaying the file statement by statement in a transaction that rolls back.
+    When no statement of the file fails, it was the history insert that did."""
     position = int(exc.diag.statement_position) if exc.diag.statement_position else 0
-    if position > len(prefix):
+    if len(prefix) < position <= len(batch):
         for offset, number, statement in reversed(starts):
             if position - 1 >= offset:
                 return _statement_error(conn, migration, number, statement, exc, url, True,
                                         position=position - offset)
-    try:
-        with conn.transaction(force_rollback=True):
-            psycopg.ClientCursor(conn).execute(prefix.removeprefix("BEGIN;\n"))
-            for _, number, statement in starts:
-                try:
-                    conn.execute(statement.text)
-                except psycopg.Error as replayed:
-                    return _statement_error(conn, migration, number, statement, replayed, url, True)
-    except psycopg.Error:
-        pass
-    where = migration.path or migration.filename
-    return MigrationError(f"failed to apply {where}: {redact(exc.diag.message_primary or str(exc), url)}\n"
-                          "Nothing from this file was applied; earlier files stay applied. "
-                          "Fix the file and run again.")
+    if position <= len(batch):
+        try:
+            with conn.transaction(force_rollback=True):
+                psycopg.ClientCursor(conn).execute(prefix.removeprefix("BEGIN;\n"))
+                for _, number, statement in starts:
+                    try:
+                        conn.execute(statement.text)
+                    except psycopg.Error as replayed:
+                        return _statement_error(conn, migration, number, statement, replayed, url, True)
+        except psycopg.Error:
+            pass
+    if exc.diag.sqlstate in ("55P03", "57014"):  # a timeout the replay did not meet again
+        return MigrationError(f"failed to apply {migration.path or migration.filename}: "
+                              f"{redact(exc.diag.message_primary or str(exc), url)}\n"
+                              "Nothing from this file was applied; earlier files stay applied. Retry when "
+                              "the database is less busy, or raise the file's lock_timeout/statement_timeout.")
+    return MigrationError(f"failed to record {migration.filename}: {redact(str(exc).strip(), url)}\n"
+                          "Nothing from this file was applied; earlier files stay applied.")
 
 
 def _statement_error(conn, migration, number, statement, exc: psycopg.Error, url: str,

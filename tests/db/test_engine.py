@@ -196,3 +196,19 @@ def test_dry_run_changes_nothing(db_url):
     assert tables(db_url) == set()
     with psycopg.connect(db_url) as conn:
         assert conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone() == (None,)
+
+
+def test_failing_history_insert_is_reported_as_such_and_rolls_back_the_file(db_url, tmp_path):
+    write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
+    engine.migrate(db_url, load_migrations(tmp_path), **QUIET)  # creates the history tables
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("create function public.refuse() returns trigger language plpgsql as "
+                     "$$ begin raise exception 'history is read-only today'; end $$")
+        conn.execute("create trigger refuse before insert on supabase_migrations.schema_migrations "
+                     "for each row execute function public.refuse()")
+    write_migrations(tmp_path, {"20240102000000_b.sql": "create table b (id int);"})
+    with pytest.raises(engine.MigrationError) as err:
+        engine.migrate(db_url, load_migrations(tmp_path), **QUIET)
+    assert "failed to record 20240102000000_b.sql" in str(err.value)
+    assert "history is read-only today" in str(err.value)
+    assert "b" not in tables(db_url)
