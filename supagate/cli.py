@@ -17,7 +17,11 @@ from . import engine
 import psycopg
 
 from .db import DatabaseError, redact
+from .lock_safety import LockSafetyError
 from .migrations import MigrationFileError, load_migrations
+from .rules import GateInputError
+from .settings import SettingsError
+from .shadow import ShadowError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DB_URL_ENV = "SUPABASE_DB_URL"
@@ -135,6 +139,39 @@ def cmd_local(args) -> int:
     return EXIT_OK if verdict == "PASS" else EXIT_FAILED
 
 
+def _stack_settings(stack: str, stack_file: Path | None):
+    from .settings import settings_from_stack_file
+
+    path = stack_file or Path(f"Pulumi.{stack}.yaml")
+    if stack_file is not None and not path.exists():
+        raise UsageError(f"{path}: no such stack file\nPass the path of a Pulumi.<stack>.yaml.")
+    return settings_from_stack_file(stack, path) if path.exists() else None
+
+
+def cmd_check(args) -> int:
+    from .gate import CheckOptions, check, find_supabase_cli, render_text
+
+    settings = _stack_settings(args.stack, args.stack_file)
+    exposed = settings.exposed_schemas if settings else CheckOptions.exposed
+    directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
+    migrations = load_migrations(directory, warn=_err)
+    supabase_cli = find_supabase_cli()
+    if args.shadow and args.advisors and supabase_cli is None:
+        raise UsageError("the Supabase CLI is not installed, so its advisors cannot run\n"
+                         "Run scripts/setup (npm install of the pinned supabase@3.1.0), or pass --no-advisors.")
+    options = CheckOptions(
+        stack=args.stack, exposed=tuple(exposed), shadow=args.shadow, advisors=args.advisors,
+        shadow_db_url=args.db_url or os.environ.get("SUPAGATE_SHADOW_DB_URL"), supabase_cli=supabase_cli,
+        target_db_url=args.target_db_url or os.environ.get("SUPAGATE_TARGET_DB_URL"),
+        staging_db_url=args.staging_db_url or os.environ.get("SUPAGATE_STAGING_DB_URL"))
+    report = check(migrations, options, progress=_err)
+    if args.format == "json":
+        _emit_json(report.to_json())
+    else:
+        _err(render_text(report))
+    return EXIT_FAILED if report.blocked else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--format", choices=("text", "json"), default="text")
     mig.set_defaults(func=cmd_migrate)
 
+    chk = sub.add_parser("check", help="run every gate (static, shadow database, advisors, squawk) on the migrations")
+    chk.add_argument("--stack", default="prod",
+                     help="whose enforcement and exposed schemas apply (default %(default)s, the strictest)")
+    chk.add_argument("--stack-file", type=Path, help="read the stack's settings here instead of Pulumi.<stack>.yaml")
+    chk.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
+    chk.add_argument("--db-url", help="an empty database to use as the shadow (or set SUPAGATE_SHADOW_DB_URL); "
+                                      "default: a throwaway local Postgres")
+    chk.add_argument("--no-shadow", dest="shadow", action="store_false",
+                     help="static analysis and squawk only (no database, no probes, no advisors)")
+    chk.add_argument("--no-advisors", dest="advisors", action="store_false", help="skip `supabase db advisors`")
+    chk.add_argument("--target-db-url", help="compare with this database's history, read only, for "
+                                             "migration-edited/-out-of-order (or set SUPAGATE_TARGET_DB_URL)")
+    chk.add_argument("--staging-db-url", help="on prod, require every migration on this staging database "
+                                              "(or set SUPAGATE_STAGING_DB_URL)")
+    chk.add_argument("--format", choices=("text", "json"), default="text")
+    chk.set_defaults(func=cmd_check)
+
     loc = sub.add_parser("local", help="apply the app to a throwaway local Postgres and run its pgTAP tests")
     loc.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")
     loc.add_argument("--format", choices=("text", "json"), default="text")
@@ -173,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return args.func(args)
-    except (UsageError, MigrationFileError) as exc:
+    except (UsageError, MigrationFileError, GateInputError, SettingsError) as exc:
         _err(f"supagate: {exc}")
         return EXIT_USAGE
-    except (engine.MigrationError, DatabaseError) as exc:
+    except (engine.MigrationError, DatabaseError, ShadowError, LockSafetyError) as exc:
         _err(f"supagate: {exc}")
         return EXIT_FAILED
     except psycopg.Error as exc:  # lost connection, missing privilege, ...

@@ -64,6 +64,10 @@ UPSERT_BOOKKEEPING = """
 class MigrationError(RuntimeError):
     """A run that stopped; the message says what, where, and the next step."""
 
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.file, self.line = file, line  # the failing statement, when one is known
+
 
 @dataclass(frozen=True)
 class Options:
@@ -476,7 +480,7 @@ def _statement_error(conn, migration, number, statement, exc: psycopg.Error, url
         if invalid:
             lines.append("Invalid indexes left behind: " + ", ".join(invalid)
                          + ". Drop them (DROP INDEX CONCURRENTLY ...) before running again.")
-    return MigrationError("\n".join(lines))
+    return MigrationError("\n".join(lines), file=where, line=line)
 
 
 def _excerpt(text: str, position: int, context: int = 2) -> str:

@@ -1,0 +1,81 @@
+"""`supagate check` as CI runs it: the example app passes prod with the real Supabase
+advisors; unsafe SQL exits 1 naming the rule; bad input exits 2; stacks differ."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.test_cli import supagate
+from tests.conftest import ROOT, write_migrations
+
+LEAKY = {
+    "20250101000000_notes.sql":
+        "create table public.notes (id bigint primary key, user_id uuid references auth.users, body text);\n",
+}
+FINDING_KEYS = {"rule", "enforcement", "object", "file", "line", "message", "fix"}
+
+
+def test_example_app_passes_prod_with_advisors_and_probes():
+    run = supagate("check", "--stack", "prod", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["blocked"] is False
+    assert not [f for f in report["findings"] if f["enforcement"] == "mandatory"]
+    assert all(FINDING_KEYS <= set(f) for f in report["findings"])
+    # The real `supabase db advisors` ran against the shadow database and was mapped.
+    assert any(f["rule"].startswith("advisor/") for f in report["findings"]), report
+    assert "7 tables probed" in run.stderr or "tables probed" in run.stderr
+    allowed = [f for f in report["findings"] if f.get("allowed")]
+    assert {f["rule"] for f in allowed} == {"rls-no-policy"} and len(allowed) == 5
+
+
+def test_unsafe_migration_exits_1_with_rule_and_fix_grouped_by_file(tmp_path):
+    src = write_migrations(tmp_path / "m", LEAKY)
+    run = supagate("check", "--migrations", str(src), "--no-advisors")
+    assert run.returncode == 1
+    assert "20250101000000_notes.sql" in run.stderr
+    assert "MANDATORY rls-missing: public.notes line 1" in run.stderr
+    assert "fix: Add ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY" in run.stderr
+    assert run.stderr.rstrip().splitlines()[-1].startswith("BLOCKED: ")
+
+
+def test_staging_reports_the_same_finding_as_advisory(tmp_path):
+    src = write_migrations(tmp_path / "m", LEAKY)
+    prod = json.loads(supagate("check", "--migrations", str(src), "--no-shadow", "--format", "json").stdout)
+    run = supagate("check", "--stack", "staging", "--migrations", str(src), "--no-shadow", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    staging = json.loads(run.stdout)
+    assert {(f["rule"], f["enforcement"]) for f in prod["findings"]} == {("rls-missing", "mandatory")}
+    assert {(f["rule"], f["enforcement"]) for f in staging["findings"]} == {("rls-missing", "advisory")}
+    assert staging["blocked"] is False and prod["blocked"] is True
+
+
+def test_allow_without_reason_and_bad_paths_exit_2(tmp_path):
+    src = write_migrations(tmp_path / "m", {"20250101000000_a.sql": "-- gate:allow rls-missing\nselect 1;\n"})
+    run = supagate("check", "--migrations", str(src), "--no-shadow")
+    assert run.returncode == 2
+    assert "20250101000000_a.sql:1: `gate:allow rls-missing` has no reason" in run.stderr
+    unknown = write_migrations(tmp_path / "u", {"20250101000000_a.sql": "-- gate:allow rls-mising typo\n"})
+    run = supagate("check", "--migrations", str(unknown), "--no-shadow")
+    assert run.returncode == 2 and "names no gate rule" in run.stderr
+    assert supagate("check", "--migrations", str(tmp_path / "nope")).returncode == 2
+    assert supagate("check", "--stack-file", str(tmp_path / "Pulumi.x.yaml")).returncode == 2
+    assert supagate("check", "--format", "xml").returncode == 2
+
+
+def test_shadow_db_url_must_be_empty(db_url, tmp_path):
+    src = write_migrations(tmp_path / "m", {"20250101000000_ok.sql": "select 1;\n"})
+    first = supagate("check", "--migrations", str(src), "--db-url", db_url, "--no-advisors")
+    assert first.returncode == 0, first.stderr
+    again = supagate("check", "--migrations", str(src), "--db-url", db_url, "--no-advisors")
+    assert again.returncode == 1 and "already has migrations applied" in again.stderr
+
+
+def test_target_history_finds_edited_migration(db_url, tmp_path):
+    src = write_migrations(tmp_path / "m", {"20250101000000_ok.sql": "select 1;\n"})
+    assert supagate("migrate", "--db-url", db_url, "--migrations", str(src)).returncode == 0
+    (src / "20250101000000_ok.sql").write_text("select 2;\n")
+    run = supagate("check", "--migrations", str(src), "--no-shadow", "--format", "json",
+                   env={"SUPAGATE_TARGET_DB_URL": db_url})
+    assert run.returncode == 1
+    assert [f["rule"] for f in json.loads(run.stdout)["findings"]] == ["migration-edited"]
