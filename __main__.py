@@ -13,9 +13,17 @@ config = pulumi.Config(NAMESPACE)
 settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml")
 migrations = load_migrations(settings.migrations.directory, warn=pulumi.log.warn)
 
+promotion = None
+if settings.staging_stack:
+    # Prod promotes from staging: what staging applied comes from its own stack outputs.
+    staging = pulumi.StackReference(settings.staging_stack)
+    promotion = {"stack": settings.staging_stack, "checksums": staging.get_output("migrationChecksums")}
+
 database = Database("database", DatabaseArgs(
     db_url=config.require_secret("dbUrl"),
     migrations=migrations,
+    exposed_schemas=settings.exposed_schemas,
+    promotion=promotion,
     lock_timeout=settings.migrations.lock_timeout,
     statement_timeout=settings.migrations.statement_timeout,
 ))

@@ -14,8 +14,12 @@ from supagate.migrations import Migration
 class DatabaseArgs:
     db_url: pulumi.Input[str]  # a Pulumi secret
     migrations: list[Migration]
+    exposed_schemas: tuple[str, ...] = ("public", "graphql_public")
     lock_timeout: str = "10s"
     statement_timeout: str = "15min"
+    # On prod: {"stack": <staging stack>, "checksums": <its migrationChecksums output>}, so
+    # the policy pack can require every migration on staging first.
+    promotion: pulumi.Input[dict] | None = None
 
 
 class Database(pulumi.ComponentResource):
@@ -26,6 +30,8 @@ class Database(pulumi.ComponentResource):
             {
                 "db_url": pulumi.Output.secret(args.db_url),
                 "migrations": migration_inputs(args.migrations),
+                "exposed_schemas": list(args.exposed_schemas),
+                **({"promotion": args.promotion} if args.promotion is not None else {}),
                 "lock_timeout": args.lock_timeout,
                 "statement_timeout": args.statement_timeout,
             },

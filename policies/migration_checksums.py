@@ -1,29 +1,16 @@
-"""supabase-migrations-verify-checksums: every migration in a supabase:Migrations resource
-carries the sha256 of its own SQL. The pack recomputes it from the SQL in the inputs and
-never trusts the value the program computed."""
-
-from __future__ import annotations
-
-import hashlib
+"""supabase-migrations-verify-checksums: each migration's recorded checksum is the sha256
+of the SQL that will run, recomputed here from the inputs."""
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-MIGRATIONS_TYPE = "pulumi-python:dynamic/supabase:Migrations"
+from supagate.policy_checks import checksum_mismatches
+from supagate.resource_types import MIGRATIONS
 
 
 def validate(args, report_violation) -> None:
-    if args.resource_type != MIGRATIONS_TYPE:
-        return
-    for migration in args.props.get("migrations") or []:
-        sql = migration.get("sql")
-        if not isinstance(sql, str):
-            report_violation(f"migration {migration.get('version')} has no SQL the pack can read; "
-                             "pass the file contents as the `sql` input.")
-            continue
-        actual = hashlib.sha256(sql.encode()).hexdigest()
-        if migration.get("checksum") != actual:
-            report_violation(f"migration {migration.get('version')}_{migration.get('name')}: the checksum "
-                             "does not match its SQL; rebuild the program's inputs from supabase/migrations.")
+    if args.resource_type == MIGRATIONS:
+        for message in checksum_mismatches(args.props):
+            report_violation(message)
 
 
 policy = ResourceValidationPolicy(
@@ -31,4 +18,5 @@ policy = ResourceValidationPolicy(
     description="Each migration's recorded checksum is the sha256 of the SQL that will run.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=validate,
+    remediation_steps="Rebuild the program's inputs from supabase/migrations; never edit a checksum by hand.",
 )

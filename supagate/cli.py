@@ -19,6 +19,8 @@ import psycopg
 from .db import DatabaseError, redact
 from .lock_safety import LockSafetyError
 from .migrations import MigrationFileError, load_migrations
+from .plan import PlanError, PlanInputError
+from .policy_host import PackConfigError, PolicyPackError
 from .rules import GateInputError
 from .settings import SettingsError
 from .shadow import ShadowError
@@ -172,6 +174,17 @@ def cmd_check(args) -> int:
     return EXIT_FAILED if report.blocked else EXIT_OK
 
 
+def cmd_plan(args) -> int:
+    from .plan import plan, render_text
+
+    result = plan(Path(args.project), args.stack, args.stack_file, args.policy_pack_config,
+                  args.staging_outputs, progress=_err)
+    if args.format == "json":
+        _emit_json(result.to_json())
+    _err(render_text(result))
+    return EXIT_FAILED if result.blocked else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--format", choices=("text", "json"), default="text")
     chk.set_defaults(func=cmd_check)
 
+    pln = sub.add_parser("plan", help="evaluate the program offline and run the policy pack over it")
+    pln.add_argument("--stack", required=True, help="the stack whose settings and pack config apply")
+    pln.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
+    pln.add_argument("--policy-pack-config", type=Path,
+                     help="enforcement levels (default policies/config/<stack>.json)")
+    pln.add_argument("--staging-outputs", type=Path,
+                     help="staging's outputs (`pulumi stack output --json --stack staging`) for the promotion check")
+    pln.add_argument("--project", default=".", help="project root (default: .)")
+    pln.add_argument("--format", choices=("text", "json"), default="text")
+    pln.set_defaults(func=cmd_plan)
+
     loc = sub.add_parser("local", help="apply the app to a throwaway local Postgres and run its pgTAP tests")
     loc.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")
     loc.add_argument("--format", choices=("text", "json"), default="text")
@@ -227,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return args.func(args)
-    except (UsageError, MigrationFileError, GateInputError, SettingsError) as exc:
+    except (UsageError, MigrationFileError, GateInputError, SettingsError, PlanInputError, PackConfigError) as exc:
         _err(f"supagate: {exc}")
         return EXIT_USAGE
-    except (engine.MigrationError, DatabaseError, ShadowError, LockSafetyError) as exc:
+    except (engine.MigrationError, DatabaseError, ShadowError, LockSafetyError, PlanError,
+            PolicyPackError) as exc:
         _err(f"supagate: {exc}")
         return EXIT_FAILED
     except psycopg.Error as exc:  # lost connection, missing privilege, ...

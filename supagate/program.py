@@ -32,8 +32,10 @@ class Registration:
     additional_secret_outputs: list[str] = field(default_factory=list)
 
 
-def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys: list[str]) -> dict:
-    """Run the program; returns {"registrations": [...], "outputs": {...}} as plain data."""
+def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys: list[str],
+             stack_outputs: dict[str, dict] | None = None) -> dict:
+    """Run the program; returns {"error": ..., "registrations": [...]} as plain data.
+    `stack_outputs` answers StackReferences: fully qualified stack name -> its outputs."""
     import pulumi
     from google.protobuf import json_format
     from pulumi.runtime import mocks
@@ -43,6 +45,8 @@ def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
             outputs = dict(args.inputs)
+            if args.typ == "pulumi:pulumi:StackReference":
+                outputs["outputs"] = (stack_outputs or {}).get(args.inputs.get("name") or args.name, {})
             return [f"{args.name}-id", outputs]
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -55,6 +59,14 @@ def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 custom=bool(request.custom),
                 inputs=json_format.MessageToDict(request.object),
+                additional_secret_outputs=list(request.additionalSecretOutputs)))
+            return response
+
+        def ReadResource(self, request):  # StackReferences and other reads appear in the plan too
+            response = super().ReadResource(request)
+            registrations.append(Registration(
+                type=request.type, name=request.name, urn=response.urn, parent=request.parent, custom=True,
+                inputs=json_format.MessageToDict(request.properties),
                 additional_secret_outputs=list(request.additionalSecretOutputs)))
             return response
 
@@ -87,9 +99,12 @@ def is_secret(value: Any) -> bool:
 
 
 def main() -> None:
-    """`python -m supagate.program ROOT STACK CONFIG_JSON SECRET_KEYS_JSON` prints the result."""
-    root, stack, config, secret_keys = sys.argv[1:5]
-    result = evaluate(Path(root), stack, json.loads(config), json.loads(secret_keys))
+    """`python -m supagate.program` reads {"root", "stack", "config", "secret_keys",
+    "stack_outputs"} as JSON on stdin (config holds secrets: never on a command line) and
+    prints the result as JSON."""
+    request = json.load(sys.stdin)
+    result = evaluate(Path(request["root"]), request["stack"], request["config"], request.get("secret_keys") or [],
+                      request.get("stack_outputs"))
     sys.stdout.write(json.dumps(result))
 
 

@@ -247,7 +247,12 @@ def load_settings(stack: str, values: Mapping[str, Any], source: str) -> Setting
 
 
 def settings_from_stack_file(stack: str, path) -> Settings:
-    """Read a Pulumi.<stack>.yaml directly (used by tests and `supagate plan`).
+    """Read a Pulumi.<stack>.yaml directly (used by tests, `supagate check` and `plan`)."""
+    return load_settings(stack, stack_file_values(path), str(path))
+
+
+def stack_file_values(path) -> dict[str, Any]:
+    """The stack file's config values (without the namespace), ready for the program.
 
     `secure:` values cannot be decrypted without the Pulumi CLI, so they are replaced with
     placeholders of the right shape; real values only ever come from the engine."""
@@ -272,7 +277,7 @@ def settings_from_stack_file(stack: str, path) -> Settings:
     for name in values.get("secretNames") or ():
         secrets.setdefault(name, "placeholder")
     values["functionSecrets"] = secrets
-    return load_settings(stack, values, str(path))
+    return values
 
 
 _PLACEHOLDER_URL = "postgresql://postgres:placeholder@127.0.0.1:5432/postgres"

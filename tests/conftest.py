@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+import subprocess
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +57,26 @@ def app_db_url():
 
     with EmbeddedPostgres() as pg:
         yield pg.url
+
+
+# The real policy pack, in a virtualenv built from scratch from policies/pyproject.toml (as
+# the engine's uv toolchain does), started as `python -m pulumi.policy` and configured
+# with policies/config/<stack>.json over gRPC.
+
+@pytest.fixture(scope="session")
+def pack_python(tmp_path_factory) -> str:
+    venv = tmp_path_factory.mktemp("policy-pack") / "venv"
+    done = subprocess.run(["uv", "sync", "--frozen", "--project", str(ROOT / "policies")], capture_output=True,
+                          text=True, env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return str(venv / "bin" / "python")
+
+
+@pytest.fixture(scope="module", params=["staging", "prod"])
+def pack(request, pack_python):
+    from supagate.policy_host import PolicyPack, load_pack_config
+
+    stack = request.param
+    with PolicyPack(ROOT / "policies", python=pack_python, stack=stack) as running:
+        levels = running.configure(load_pack_config(ROOT / "policies" / "config" / f"{stack}.json"))
+        yield stack, running, levels

@@ -14,18 +14,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from supagate import engine
 from supagate.db import redact
-from supagate.migrations import Migration, parse_migration
-
-
-def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:
-    return [{"version": m.version, "name": m.name, "sql": m.sql, "down_sql": m.down_sql,
-             "checksum": m.checksum, "transactional": m.transactional} for m in migrations]
-
-
-def _migrations(props: dict[str, Any]) -> list[Migration]:
-    return [parse_migration(m["version"], m["name"], m["sql"],
-                            f"supabase/migrations/{m['version']}_{m['name']}.sql", m.get("down_sql"))
-            for m in props.get("migrations") or []]
+from supagate.resource_types import migration_inputs, migrations_from_inputs  # noqa: F401 (re-export)
 
 
 def _options(props: dict[str, Any]) -> engine.Options:
@@ -63,7 +52,7 @@ class MigrationsProvider(ResourceProvider):
     def _run(self, props: dict[str, Any]) -> dict[str, Any]:
         url = props["db_url"]
         try:
-            engine.migrate(url, _migrations(props), _options(props), progress=pulumi.log.info)
+            engine.migrate(url, migrations_from_inputs(props), _options(props), progress=pulumi.log.info)
             return {**props, **_applied_state(url), "drift": []}
         except Exception as exc:
             # Never let the connection string reach the engine's logs.

@@ -24,11 +24,11 @@ def stack_config(stack: str) -> dict:
     return config
 
 
-def run_program(stack: str, config: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "supagate.program", str(ROOT), stack, json.dumps(config),
-         json.dumps(["dbUrl", "functionSecrets"])],
-        capture_output=True, text=True, cwd=ROOT, timeout=120)
+def run_program(stack: str, config: dict, stack_outputs: dict | None = None) -> dict:
+    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets"],
+               "stack_outputs": stack_outputs}
+    proc = subprocess.run([sys.executable, "-m", "supagate.program"], input=json.dumps(request),
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -50,11 +50,24 @@ def test_every_child_has_its_component_as_parent(evaluated):
     _, result = evaluated
     by_urn = {r["urn"]: r for r in result["registrations"]}
     for r in result["registrations"]:
-        if r["custom"]:
+        if r["custom"] and r["type"] != "pulumi:pulumi:StackReference":  # a read, not a managed resource
             parent = by_urn.get(r["parent"])
             assert parent is not None and not parent["custom"], f"{r['name']} is not inside a component"
             assert parent["type"].startswith("supabase-platform:")
             assert r["name"].startswith(parent["name"] + "-")
+
+
+def test_prod_reads_staging_checksums_through_a_stack_reference():
+    outputs = {"momentum-health/supabase-platform/staging": {"migrationChecksums": {"20250101000000": "abc"}}}
+    result = run_program("prod", stack_config("prod"), outputs)
+    reference = [r for r in result["registrations"] if r["type"] == "pulumi:pulumi:StackReference"]
+    assert [r["name"] for r in reference] == ["momentum-health/supabase-platform/staging"]
+    migrations = next(r for r in result["registrations"] if r["type"].endswith("supabase:Migrations"))
+    assert migrations["inputs"]["promotion"] == {"stack": "momentum-health/supabase-platform/staging",
+                                                 "checksums": {"20250101000000": "abc"}}
+    staging = run_program("staging", stack_config("staging"))
+    migrations = next(r for r in staging["registrations"] if r["type"].endswith("supabase:Migrations"))
+    assert "promotion" not in migrations["inputs"]
 
 
 def test_migration_inputs_carry_every_file_and_its_checksum(evaluated):

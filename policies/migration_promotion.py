@@ -1,0 +1,33 @@
+"""supabase-migrations-require-staging-first (stack): on prod, every migration has been
+applied on staging with the same checksum. Staging's checksums reach the program through
+a stack reference (its `migrationChecksums` output) and arrive here as the migrations
+resource's `promotion` input; the checksums of the SQL are recomputed here."""
+
+from pulumi_policy import EnforcementLevel, StackValidationPolicy
+
+from supagate.policy_checks import promotion_violations
+from supagate.resource_types import MIGRATIONS
+
+
+def validate(args, report_violation) -> None:
+    checked = False
+    for resource in args.resources:
+        if resource.resource_type != MIGRATIONS:
+            continue
+        messages = promotion_violations(resource.props)
+        if messages is None:
+            continue
+        checked = True
+        for message in messages:
+            report_violation(message, resource.urn)
+    if not checked:
+        args.not_applicable("no migrations resource promotes from a staging stack (this is not prod)")
+
+
+policy = StackValidationPolicy(
+    name="supabase-migrations-require-staging-first",
+    description="On prod, every migration was applied on staging first, with the same checksum.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=validate,
+    remediation_steps="Deploy the same commit to staging (pulumi up --stack staging), then promote it to prod.",
+)

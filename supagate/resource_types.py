@@ -1,0 +1,42 @@
+"""The typed resources the program registers and the policy pack reads: their type tokens
+and input shapes, in one place both sides import.
+
+Input shapes (keys as the engine sees them):
+- Migrations: db_url (secret), migrations [{version, name, sql, down_sql, checksum,
+  transactional}], exposed_schemas [str], lock_timeout, statement_timeout, and on prod
+  `promotion` {stack, checksums {version: sha256} | None} read from the staging stack.
+- ProjectSettings: project_ref, ssl_enforced (bool), network_restrictions
+  {dbAllowedCidrs, dbAllowedCidrsV6}, auth (UpdateAuthConfigBody keys: jwt_exp,
+  password_min_length, ...), postgrest (V1UpdatePostgrestConfigBody: db_schema, max_rows).
+- EdgeFunction: project_ref, slug, verify_jwt, signature_header, entrypoint, ...
+- FunctionSecrets: project_ref, secrets {NAME: value} (must be a secret output).
+- GitHub environments are pulumi-github's own RepositoryEnvironment resources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .migrations import Migration, parse_migration
+
+MIGRATIONS = "pulumi-python:dynamic/supabase:Migrations"
+PROJECT_SETTINGS = "pulumi-python:dynamic/supabase:ProjectSettings"
+EDGE_FUNCTION = "pulumi-python:dynamic/supabase:EdgeFunction"
+FUNCTION_SECRETS = "pulumi-python:dynamic/supabase:FunctionSecrets"
+GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+
+# Inputs that hold secrets and so must be declared additional secret outputs.
+SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets",)}
+
+
+def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:
+    return [{"version": m.version, "name": m.name, "sql": m.sql, "down_sql": m.down_sql,
+             "checksum": m.checksum, "transactional": m.transactional} for m in migrations]
+
+
+def migrations_from_inputs(props: dict[str, Any]) -> list[Migration]:
+    """Rebuild Migration models from the SQL in a resource's inputs (never from a verdict)."""
+    return [parse_migration(m["version"], m["name"], m["sql"],
+                            f"supabase/migrations/{m['version']}_{m['name']}.sql", m.get("down_sql"))
+            for m in props.get("migrations") or []]

@@ -1,0 +1,69 @@
+"""`supagate plan`: the program under the mock runtime, then the real pack over gRPC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli.test_cli import supagate
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def pack_venv(pack_python):
+    return {"SUPAGATE_PACK_VENV": str(Path(pack_python).parent.parent)}
+
+
+def test_prod_plan_lists_resources_and_passes(pack_venv):
+    run = supagate("plan", "--stack", "prod", "--format", "json", env=pack_venv)
+    assert run.returncode == 0, run.stderr
+    plan = json.loads(run.stdout)
+    types = {r["type"] for r in plan["resources"]}
+    assert {"pulumi:pulumi:Stack", "supabase-platform:database:Database",
+            "pulumi-python:dynamic/supabase:Migrations", "pulumi:pulumi:StackReference"} <= types
+    assert not [v for v in plan["violations"] if v["enforcement"] == "mandatory"]
+    assert all(set(r) == {"type", "name", "parent"} for r in plan["resources"])
+    assert "staging outputs assumed from this commit" in run.stderr
+
+
+def _exposing_private(tmp_path, stack: str):
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document["config"]["supabase-platform:exposedSchemas"] = ["public", "graphql_public", "private"]
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_stack_file_breaking_a_prod_rule_blocks_prod_and_is_advisory_on_staging(pack_venv, tmp_path):
+    prod = supagate("plan", "--stack", "prod", "--stack-file", str(_exposing_private(tmp_path, "prod")),
+                    "--format", "json", env=pack_venv)
+    assert prod.returncode == 1, prod.stderr
+    blocking = [v for v in json.loads(prod.stdout)["violations"] if v["enforcement"] == "mandatory"]
+    assert {v["policy"] for v in blocking} == {"supabase-rls-require-enabled", "supabase-stack-require-rls-coverage"}
+    assert all("private.audit_log" in v["message"] for v in blocking)
+    staging = supagate("plan", "--stack", "staging", "--stack-file", str(_exposing_private(tmp_path, "staging")),
+                       "--format", "json", env=pack_venv)
+    assert staging.returncode == 0, staging.stderr
+    found = json.loads(staging.stdout)["violations"]
+    assert {(v["policy"], v["enforcement"]) for v in found} == {
+        ("supabase-rls-require-enabled", "advisory"), ("supabase-stack-require-rls-coverage", "advisory")}
+
+
+def test_real_staging_outputs_missing_a_migration_block_prod(pack_venv, tmp_path):
+    outputs = tmp_path / "staging-outputs.json"
+    outputs.write_text(json.dumps({"migrationChecksums": {}}))
+    run = supagate("plan", "--stack", "prod", "--staging-outputs", str(outputs), env=pack_venv)
+    assert run.returncode == 1
+    assert "supabase-migrations-require-staging-first" in run.stderr
+    assert "has not applied 20250103000000_feature_flag_rollout.sql" in run.stderr
+
+
+def test_bad_stack_and_bad_pack_config_exit_2(pack_venv, tmp_path):
+    assert supagate("plan", "--stack", "qa", env=pack_venv).returncode == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"all": "mandatory", "supabase-no-such-policy": "advisory"}))
+    run = supagate("plan", "--stack", "prod", "--policy-pack-config", str(bad), env=pack_venv)
+    assert run.returncode == 2 and "no policy named supabase-no-such-policy" in run.stderr

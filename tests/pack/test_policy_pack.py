@@ -1,0 +1,158 @@
+"""Every policy's pass/fail cases through the real pack process over gRPC, for both stacks'
+configs: a violation is mandatory on prod and advisory on staging (checksums and secret
+outputs are mandatory on both)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sys
+
+import pytest
+import yaml
+
+from supagate.migrations import load_migrations
+from supagate.resource_types import MIGRATIONS, PROJECT_SETTINGS, migration_inputs
+from tests.conftest import write_migrations
+from tests.gates.test_gate_cases import CASES_DIR as GATE_CASES
+
+CASES_DIR = Path(__file__).parent / "cases"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "policies"))
+MANDATORY_ON_STAGING = {"supabase-migrations-verify-checksums", "supabase-secrets-require-secret-outputs"}
+ADVISORY_ON_PROD = {"supabase-rls-require-policy"}
+URN = "urn:pulumi:{stack}::supabase-platform::{type}::{name}"
+
+
+def _resource(stack: str, type_: str, name: str, inputs: dict, secret_outputs=()) -> dict:
+    return {"type": type_, "name": name, "urn": URN.format(stack=stack, type=type_, name=name), "parent": "",
+            "inputs": inputs, "additional_secret_outputs": list(secret_outputs)}
+
+
+def _expected_level(stack: str, policy: str) -> str:
+    if policy in MANDATORY_ON_STAGING:
+        return "mandatory"
+    if stack == "prod":
+        return "advisory" if policy in ADVISORY_ON_PROD else "mandatory"
+    return "advisory"
+
+
+def _resource_cases():
+    for path in sorted(CASES_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        for case in document["cases"]:
+            yield pytest.param(document.get("type"), case, id=f"{case['policy']}:{case['expect']}:{case['name']}")
+
+
+@pytest.mark.parametrize("type_, case", list(_resource_cases()))
+def test_resource_policy_case(pack, type_, case):
+    stack, running, _ = pack
+    resource = _resource(stack, case.get("type") or type_, case["name"], case["inputs"],
+                         case.get("additional_secret_outputs", ["db_url", "secrets"]))
+    found = [v for v in running.analyze(resource) if v.policy == case["policy"]]
+    if case["expect"] == "violation":
+        assert found, f"{case['policy']} did not fire"
+        assert {v.enforcement for v in found} == {_expected_level(stack, case["policy"])}
+        assert all("Fix:" in v.message for v in found)
+    else:
+        assert not found, [v.message for v in found]
+
+
+def _migration_cases():
+    import migration_rules  # the pack module: its rule -> policy name table
+
+    for path in sorted(GATE_CASES.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        policy = migration_rules.POLICY_NAMES.get(document["rule"])
+        if policy is None:
+            continue  # shadow-database and history rules run in `supagate check`
+        for case in document["cases"]:
+            if case.get("shadow_only"):
+                continue
+            yield pytest.param(policy, document.get("advisory", False), case,
+                               id=f"{policy}:{case['expect']}:{case['name']}")
+
+
+@pytest.mark.parametrize("policy, advisory_rule, case", list(_migration_cases()))
+def test_migration_rule_policy_case(pack, policy, advisory_rule, case, tmp_path):
+    stack, running, _ = pack
+    source = write_migrations(tmp_path, case["migrations"])
+    for stem, sql in (case.get("down") or {}).items():
+        write_migrations(source / "down", {f"{stem}.down.sql": sql})
+    inputs = {"db_url": "postgresql://postgres@127.0.0.1/postgres",
+              "migrations": migration_inputs(load_migrations(source)), "exposed_schemas": ["public", "graphql_public"]}
+    found = [v for v in running.analyze(_resource(stack, MIGRATIONS, "database-migrations", inputs, ["db_url"]))
+             if v.policy == policy]
+    if case["expect"] == "unsafe" and not _allowed(case):
+        assert found, f"{policy} did not fire"
+        assert {v.enforcement for v in found} == {_expected_level(stack, policy)}
+    else:
+        assert not found, [v.message for v in found]
+
+
+def _allowed(case) -> bool:
+    return any("gate:allow" in sql for sql in case["migrations"].values())
+
+
+NOTES = {"20250101000000_notes.sql": (
+    "create table public.notes (id bigint primary key, user_id uuid references auth.users);\n"
+    "alter table public.notes enable row level security;\n"
+    "create policy \"own\" on public.notes for select to authenticated using ((select auth.uid()) = user_id);\n")}
+PRIVATE = {"20250102000000_private.sql": "create schema private;\ncreate table private.ledger (id bigint primary key);\n"}
+
+
+def _migrations_resource(stack, tmp_path, files, **extra) -> dict:
+    inputs = {"db_url": "postgresql://postgres@127.0.0.1/postgres", "exposed_schemas": ["public"],
+              "migrations": migration_inputs(load_migrations(write_migrations(tmp_path, files))), **extra}
+    return _resource(stack, MIGRATIONS, "database-migrations", inputs, ["db_url"])
+
+
+def _settings_resource(stack, schemas: str) -> dict:
+    return _resource(stack, PROJECT_SETTINGS, "project-settings",
+                     {"project_ref": "prodmomentummeterapp", "postgrest": {"db_schema": schemas}})
+
+
+def test_rls_coverage_reads_the_api_settings_exposed_schemas(pack, tmp_path):
+    stack, running, _ = pack
+    migrations = _migrations_resource(stack, tmp_path, {**NOTES, **PRIVATE})
+    covered = running.analyze_stack([migrations, _settings_resource(stack, "public,graphql_public")])
+    assert not [v for v in covered if v.policy == "supabase-stack-require-rls-coverage"]
+    leaking = running.analyze_stack([migrations, _settings_resource(stack, "public,private")])
+    found = [v for v in leaking if v.policy == "supabase-stack-require-rls-coverage"]
+    assert len(found) == 1 and "private.ledger" in found[0].message
+    assert found[0].enforcement == _expected_level(stack, "supabase-stack-require-rls-coverage")
+
+
+def test_promotion_needs_every_migration_on_staging_with_the_same_checksum(pack, tmp_path):
+    stack, running, _ = pack
+    files = {**NOTES, **PRIVATE}
+    checksums = {m["version"]: m["checksum"] for m in
+                 _migrations_resource(stack, tmp_path / "a", files)["inputs"]["migrations"]}
+    promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums}
+    ok = running.analyze_stack([_migrations_resource(stack, tmp_path / "b", files, promotion=promoted)])
+    assert not [v for v in ok if v.policy == "supabase-migrations-require-staging-first"]
+    behind = {**promoted, "checksums": {"20250101000000": checksums["20250101000000"]}}
+    found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "c", files, promotion=behind)])
+             if v.policy == "supabase-migrations-require-staging-first"]
+    assert len(found) == 1 and "20250102000000_private.sql" in found[0].message
+    assert found[0].resource.endswith("::database-migrations")
+    tampered = {**promoted, "checksums": {**checksums, "20250101000000": "0" * 64}}
+    found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "d", files, promotion=tampered)])
+             if v.policy == "supabase-migrations-require-staging-first"]
+    assert len(found) == 1 and "applied a different version" in found[0].message
+
+
+def test_forged_checksum_is_mandatory_on_both_stacks(pack, tmp_path):
+    stack, running, _ = pack
+    resource = _migrations_resource(stack, tmp_path, NOTES)
+    resource["inputs"]["migrations"][0]["sql"] += "drop table public.notes;\n"
+    found = [v for v in running.analyze(resource) if v.policy == "supabase-migrations-verify-checksums"]
+    assert found and found[0].enforcement == "mandatory"
+
+
+def test_pack_lists_every_policy_with_description_and_remediation(pack):
+    _, running, levels = pack
+    info = running.info()
+    assert info.name == "supabase-platform"
+    assert len(info.policies) == len(levels) >= 20
+    for policy in info.policies:
+        assert policy.name.startswith("supabase-") and policy.description and policy.remediation_steps
