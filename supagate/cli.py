@@ -17,6 +17,7 @@ from . import engine
 import psycopg
 
 from .db import DatabaseError, redact
+from .embedded import EmbeddedPostgresError
 from .lock_safety import LockSafetyError
 from .migrations import MigrationFileError, load_migrations
 from .plan import PlanError, PlanInputError
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"supagate: {exc}")
         return EXIT_USAGE
     except (engine.MigrationError, DatabaseError, ShadowError, LockSafetyError, PlanError,
-            PolicyPackError) as exc:
+            PolicyPackError, EmbeddedPostgresError) as exc:
         _err(f"supagate: {exc}")
         return EXIT_FAILED
     except psycopg.Error as exc:  # lost connection, missing privilege, ...

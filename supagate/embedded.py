@@ -87,20 +87,33 @@ def _has_extension(bindir: Path, name: str) -> bool:
 
 
 def sweep_stale_clusters() -> None:
-    """Remove clusters left behind by a process that was killed outright."""
+    """Remove clusters left behind by a process that was killed outright: those whose owner
+    is gone and whose postmaster is gone too. The owner decides, not postmaster.pid: during
+    initdb short-lived bootstrap backends come and go and leave that file behind them."""
     for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
-        pidfile = path / "data" / "postmaster.pid"
         try:
-            pid = int(pidfile.read_text().split()[0]) if pidfile.exists() else None
-            if pid is not None:
-                os.kill(pid, 0)
+            if not (path / "owner.pid").exists():
+                if time.time() - path.stat().st_mtime > 60:  # never got as far as naming its owner
+                    shutil.rmtree(path, ignore_errors=True)
                 continue
-            owner_pid = int((path / "owner.pid").read_text())
-            os.kill(owner_pid, 0)
-        except (ProcessLookupError, FileNotFoundError, ValueError, IndexError):
+            if _alive(int((path / "owner.pid").read_text())):
+                continue
+            pidfile = path / "data" / "postmaster.pid"
+            if pidfile.exists() and _alive(int(pidfile.read_text().split()[0])):
+                continue
             shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:
-            continue
+        except (FileNotFoundError, ValueError, IndexError):
+            continue  # removed, or being written, by its owner right now
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass

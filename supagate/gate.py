@@ -139,5 +139,5 @@ def render_text(report: Report, root: Path | None = None) -> str:
     verdict = "BLOCKED" if report.blocked else "PASS"
     lines.append("")
     lines.append(f"{verdict}: {mandatory} mandatory, {advisory} advisory finding(s) for stack "
-                 f"{report.stack} ({report.statements} statements, {report.probed_tables} tables probed).")
+                 f"{report.stack} ({report.statements} statements, {report.probed_tables} table(s) probed).")
     return "\n".join(lines).lstrip("\n")

@@ -49,7 +49,7 @@ def pack_python(pack_dir: Path, progress=lambda _: None) -> str:
     if not python.exists():
         progress(f"Building the policy pack's virtualenv in {venv} (uv sync)...")
         env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-        done = subprocess.run(["uv", "sync", "--frozen", "--project", str(pack_dir)], capture_output=True,
+        done = subprocess.run(["uv", "sync", "--locked", "--project", str(pack_dir)], capture_output=True,
                               text=True, env=env, timeout=600)
         if done.returncode != 0:
             raise PolicyPackError(f"failed to build the policy pack's environment: {done.stderr.strip()[-800:]}\n"

@@ -24,7 +24,7 @@ def test_example_app_passes_prod_with_advisors_and_probes():
     assert all(FINDING_KEYS <= set(f) for f in report["findings"])
     # The real `supabase db advisors` ran against the shadow database and was mapped.
     assert any(f["rule"].startswith("advisor/") for f in report["findings"]), report
-    assert "7 tables probed" in run.stderr or "tables probed" in run.stderr
+    assert "7 migrations applied, 7 tables probed" in run.stderr
     allowed = [f for f in report["findings"] if f.get("allowed")]
     assert {f["rule"] for f in allowed} == {"rls-no-policy"} and len(allowed) == 5
 
@@ -79,3 +79,24 @@ def test_target_history_finds_edited_migration(db_url, tmp_path):
                    env={"SUPAGATE_TARGET_DB_URL": db_url})
     assert run.returncode == 1
     assert [f["rule"] for f in json.loads(run.stdout)["findings"]] == ["migration-edited"]
+
+
+def test_shadow_password_never_reaches_a_command_line_or_the_output(tmp_path, db_url):
+    from supagate.shadow import run_advisors
+
+    password = "sh4dow-pw-never-printed"
+    url = db_url.replace("postgres@", f"postgres:{password}@")
+    recorder = tmp_path / "fake-supabase"
+    recorder.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.argv\"\nprintf '%s' \"$PGPASSWORD\" > \"$0.pw\"\n"
+                        "echo '{\"results\": []}'\n")
+    recorder.chmod(0o755)
+    assert run_advisors(str(recorder), url) == []
+    argv = (tmp_path / "fake-supabase.argv").read_text()
+    assert password not in argv and "--remote=postgresql://postgres@" in argv
+    assert (tmp_path / "fake-supabase.pw").read_text() == password
+    # A failure names the problem, never the password.
+    src = write_migrations(tmp_path / "m", {"20250101000000_ok.sql": "select 1;\n"})
+    dead = f"postgresql://postgres:{password}@127.0.0.1:1/postgres"
+    run = supagate("check", "--migrations", str(src), env={"SUPAGATE_SHADOW_DB_URL": dead})
+    assert run.returncode == 1 and "failed to connect" in run.stderr
+    assert password not in run.stderr + run.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from supagate import engine
+from supagate import engine, static_analysis
 from supagate.gate import CheckOptions, check
 from supagate.migrations import load_migrations
 from supagate.rules import MANDATORY, RULES
@@ -64,6 +64,8 @@ def test_gate_case(rule, advisory_rule, case, cluster, db_url, tmp_path):
     report = check(migrations, options)
     summary = [(f.rule, f.enforcement, f.object, f.file, f.line, f.allowed) for f in report.findings]
     of_rule = [f for f in report.findings if f.rule == rule and f.allowed is None]
+    if case.get("shadow_only"):  # dynamic SQL: the proof that the shadow database is needed
+        assert rule not in {f.rule for f in static_analysis.analyse(migrations).findings}
     if case["expect"] == "unsafe":
         assert of_rule, f"expected a {rule} finding, got {summary}"
         if advisory_rule:
