@@ -3,8 +3,11 @@
 import pulumi
 
 from components.database import Database, DatabaseArgs
-from supagate.migrations import load_migrations
+from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
+from supagate.edge_functions import discover
+from supagate.migrations import load_migrations
+from supagate.project_settings import desired_state
 from supagate.settings import NAMESPACE, load_settings
 
 stack = pulumi.get_stack()
@@ -28,7 +31,19 @@ database = Database("database", DatabaseArgs(
     statement_timeout=settings.migrations.statement_timeout,
 ))
 
+project = Project("project", ProjectArgs(
+    project_ref=settings.project_ref,
+    access_token=config.require_secret("supabaseAccessToken"),
+    settings=desired_state(settings),
+    functions=discover("supabase", settings.functions),
+    secrets={name: pulumi.Output.secret(settings.function_secrets[name].get_secret_value())
+             for name in settings.secret_names},
+    api_url=settings.management_api_url,
+    allow_restart=settings.allow_restart,
+))
+
 pulumi.export("projectRef", settings.project_ref)
+pulumi.export("functionVersions", project.function_versions)
 pulumi.export("exposedSchemas", list(settings.exposed_schemas))
 pulumi.export("appliedMigrations", database.applied_versions)
 pulumi.export("migrationChecksums", database.migration_checksums)

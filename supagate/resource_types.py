@@ -5,11 +5,14 @@ Input shapes (keys as the engine sees them):
 - Migrations: db_url (secret), migrations [{version, name, sql, down_sql, checksum,
   transactional}], exposed_schemas [str], lock_timeout, statement_timeout, and on prod
   `promotion` {stack, checksums {version: sha256} | None} read from the staging stack.
-- ProjectSettings: project_ref, ssl_enforced (bool), network_restrictions
-  {dbAllowedCidrs, dbAllowedCidrsV6}, auth (UpdateAuthConfigBody keys: jwt_exp,
-  password_min_length, ...), postgrest (V1UpdatePostgrestConfigBody: db_schema, max_rows).
-- EdgeFunction: project_ref, slug, verify_jwt, signature_header, entrypoint, ...
-- FunctionSecrets: project_ref, secrets {NAME: value} (must be a secret output).
+- ProjectSettings: project_ref, api_url, access_token (secret), allow_restart, and the
+  declared areas only (supagate/project_settings.py): postgres, auth
+  (UpdateAuthConfigBody keys: jwt_exp, password_min_length, ...), postgrest (db_schema,
+  max_rows), pooler, network_restrictions {dbAllowedCidrs, dbAllowedCidrsV6},
+  ssl_enforced (bool), storage.
+- EdgeFunction: project_ref, api_url, access_token (secret), slug, entrypoint, verify_jwt,
+  signature_header, import_map, static_patterns, files {path: text}, content_sha256.
+- FunctionSecrets: project_ref, api_url, access_token, secrets {NAME: value} (secret outputs).
 - GitHub environments are pulumi-github's own RepositoryEnvironment resources.
 """
 
@@ -27,7 +30,8 @@ GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
 
 # Inputs that hold secrets and so must be declared additional secret outputs.
-SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets",)}
+SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
+                 PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",)}
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:

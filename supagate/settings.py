@@ -91,6 +91,16 @@ class MonitoringSettings(_Model):
     max_connections_percent: int = Field(80, ge=1, le=100)
 
 
+class PoolerSettings(_Model):
+    default_pool_size: int | None = Field(None, ge=0, le=3000)
+    pool_mode: Literal["transaction", "session"] = "transaction"
+
+
+class StorageSettings(_Model):
+    file_size_limit: int = Field(52428800, ge=0, le=536870912000)  # bytes
+    image_transformation: bool = False
+
+
 class FeatureFlag(_Model):
     enabled: bool = False
     rollout_percentage: int = Field(100, ge=0, le=100)
@@ -113,6 +123,9 @@ class Settings(_Model):
     postgres: dict[str, str | int | float | bool] = {}
     allow_restart: bool = False
     auth: AuthSettings = AuthSettings()
+    pooler: PoolerSettings | None = None
+    storage: StorageSettings | None = None
+    management_api_url: str = "https://api.supabase.com"
     network_restrictions: tuple[str, ...] = ()
     ssl_enforced: bool = True
     backups: BackupSettings = BackupSettings()
@@ -154,10 +167,25 @@ class Settings(_Model):
     @field_validator("postgres")
     @classmethod
     def _postgres(cls, value):
-        for key in value:
-            if not re.match(r"^[a-z_]+$", key):
-                raise ValueError(f"{key!r} is not a Postgres parameter name")
+        from .project_settings import POSTGRES_PARAMETERS
+
+        for key, item in value.items():
+            if key not in POSTGRES_PARAMETERS:
+                raise ValueError(f"{key!r} cannot be set through the Management API (settable: "
+                                 f"{', '.join(sorted(POSTGRES_PARAMETERS))}); set it in a migration with "
+                                 "ALTER ROLE/ALTER DATABASE instead")
+            wanted = POSTGRES_PARAMETERS[key]
+            if wanted is bool and not isinstance(item, bool) or wanted is int and (
+                    isinstance(item, bool) or not isinstance(item, int)):
+                raise ValueError(f"{key} must be a {wanted.__name__}, not {item!r}")
         return value
+
+    @field_validator("management_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("network_restrictions")
     @classmethod
@@ -273,6 +301,7 @@ def stack_file_values(path) -> dict[str, Any]:
         values[key] = _placeholder_secrets(key, value)
     # Secrets set only through the engine are absent from the file: stand in for them.
     values.setdefault("dbUrl", _PLACEHOLDER_URL)
+    values.setdefault("supabaseAccessToken", "sbp_placeholder")
     secrets = dict(values.get("functionSecrets") or {})
     for name in values.get("secretNames") or ():
         secrets.setdefault(name, "placeholder")

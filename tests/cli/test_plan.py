@@ -23,7 +23,9 @@ def test_prod_plan_lists_resources_and_passes(pack_venv):
     plan = json.loads(run.stdout)
     types = {r["type"] for r in plan["resources"]}
     assert {"pulumi:pulumi:Stack", "supabase-platform:database:Database",
-            "pulumi-python:dynamic/supabase:Migrations", "pulumi:pulumi:StackReference"} <= types
+            "pulumi-python:dynamic/supabase:Migrations", "pulumi:pulumi:StackReference",
+            "supabase-platform:project:Project", "pulumi-python:dynamic/supabase:ProjectSettings",
+            "pulumi-python:dynamic/supabase:EdgeFunction", "pulumi-python:dynamic/supabase:FunctionSecrets"} <= types
     assert not [v for v in plan["violations"] if v["enforcement"] == "mandatory"]
     assert all(set(r) == {"type", "name", "parent"} for r in plan["resources"])
     assert "staging outputs assumed from this commit" in run.stderr
@@ -49,7 +51,8 @@ def test_stack_file_breaking_a_prod_rule_blocks_prod_and_is_advisory_on_staging(
     assert staging.returncode == 0, staging.stderr
     found = json.loads(staging.stdout)["violations"]
     assert {(v["policy"], v["enforcement"]) for v in found} == {
-        ("supabase-rls-require-enabled", "advisory"), ("supabase-stack-require-rls-coverage", "advisory")}
+        ("supabase-rls-require-enabled", "advisory"), ("supabase-stack-require-rls-coverage", "advisory"),
+        ("supabase-database-require-network-restrictions", "advisory")}  # staging declares no CIDRs
 
 
 def test_real_staging_outputs_missing_a_migration_block_prod(pack_venv, tmp_path):
@@ -67,3 +70,16 @@ def test_bad_stack_and_bad_pack_config_exit_2(pack_venv, tmp_path):
     bad.write_text(json.dumps({"all": "mandatory", "supabase-no-such-policy": "advisory"}))
     run = supagate("plan", "--stack", "prod", "--policy-pack-config", str(bad), env=pack_venv)
     assert run.returncode == 2 and "no policy named supabase-no-such-policy" in run.stderr
+
+
+def test_weak_passwords_block_prod_and_are_advisory_on_staging(pack_venv, tmp_path):
+    results = {}
+    for stack in ("prod", "staging"):
+        document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        document["config"]["supabase-platform:auth"]["passwordMinLength"] = 6
+        path = tmp_path / f"Pulumi.{stack}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        run = supagate("plan", "--stack", stack, "--stack-file", str(path), "--format", "json", env=pack_venv)
+        found = [v for v in json.loads(run.stdout)["violations"] if v["policy"] == "supabase-auth-require-password-length"]
+        results[stack] = (run.returncode, [v["enforcement"] for v in found])
+    assert results == {"prod": (1, ["mandatory"]), "staging": (0, ["advisory"])}

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 
 DB_PASSWORD = "s3cr3t-db-pw"
 WEBHOOK_SECRET = "whsec-never-in-plain-state"
+ACCESS_TOKEN = "sbp_0123456789abcdef-never-in-plain-state"
 
 
 def stack_config(stack: str) -> dict:
@@ -21,11 +22,12 @@ def stack_config(stack: str) -> dict:
     config = {key.split(":", 1)[1]: value for key, value in document.items()}
     config["dbUrl"] = f"postgresql://postgres:{DB_PASSWORD}@db.example.supabase.co:5432/postgres"
     config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    config["supabaseAccessToken"] = ACCESS_TOKEN
     return config
 
 
 def run_program(stack: str, config: dict, stack_outputs: dict | None = None) -> dict:
-    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets"],
+    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets", "supabaseAccessToken"],
                "stack_outputs": stack_outputs}
     proc = subprocess.run([sys.executable, "-m", "supagate.program"], input=json.dumps(request),
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -96,10 +98,55 @@ def test_no_secret_in_a_plain_input(evaluated):
 
     for r in result["registrations"]:
         for text in plain_strings(r["inputs"]):
-            assert DB_PASSWORD not in text and WEBHOOK_SECRET not in text, f"secret in plain input of {r['name']}"
+            for secret in (DB_PASSWORD, WEBHOOK_SECRET, ACCESS_TOKEN):
+                assert secret not in text, f"secret in plain input of {r['name']}"
     migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
     assert is_secret(migrations["inputs"]["db_url"])
     assert "db_url" in migrations["additional_secret_outputs"]
+
+
+def test_one_function_resource_per_function_folder(evaluated):
+    _, result = evaluated
+    folders = sorted(p.name for p in (ROOT / "supabase" / "functions").iterdir()
+                     if p.is_dir() and not p.name.startswith("_"))
+    functions = [r for r in result["registrations"] if r["type"] == "pulumi-python:dynamic/supabase:EdgeFunction"]
+    assert sorted(r["inputs"]["slug"] for r in functions) == folders
+    by_slug = {r["inputs"]["slug"]: r["inputs"] for r in functions}
+    assert by_slug["webhook-terra"]["verify_jwt"] is False
+    assert by_slug["webhook-terra"]["signature_header"] == "terra-signature"
+    assert all(i["verify_jwt"] for s, i in by_slug.items() if s != "webhook-terra")
+    # The bundle holds the function and the shared code it imports, paths as deployed.
+    assert {"health-check/index.ts", "_shared/supabase.ts"} <= set(by_slug["health-check"]["files"])
+    assert all(is_secret(r["inputs"]["access_token"]) and "access_token" in r["additional_secret_outputs"]
+               for r in functions)
+
+
+def test_project_settings_are_the_stack_declarations(evaluated):
+    stack, result = evaluated
+    settings = next(r for r in result["registrations"]
+                    if r["type"] == "pulumi-python:dynamic/supabase:ProjectSettings")["inputs"]
+    declared = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert settings["project_ref"] == declared["supabase-platform:projectRef"]
+    assert settings["auth"]["jwt_exp"] == declared["supabase-platform:auth"]["jwtExpiry"]
+    assert settings["auth"]["password_min_length"] == declared["supabase-platform:auth"]["passwordMinLength"]
+    assert settings["postgrest"] == {"db_schema": "public,graphql_public",
+                                     "max_rows": declared["supabase-platform:maxRows"]}
+    assert settings["postgres"] == declared["supabase-platform:postgres"]
+    assert "rate_limit_email_sent" not in settings["auth"]  # not declared: not managed
+    if stack == "prod":
+        assert settings["network_restrictions"]["dbAllowedCidrs"] == ["198.51.100.10/32", "203.0.113.0/24"]
+    else:
+        assert "network_restrictions" not in settings  # [] means not managed
+
+
+def test_function_secrets_are_secret_and_only_the_declared_names(evaluated):
+    _, result = evaluated
+    secrets = next(r for r in result["registrations"]
+                   if r["type"] == "pulumi-python:dynamic/supabase:FunctionSecrets")
+    assert is_secret(secrets["inputs"]["secrets"])
+    assert {"secrets", "access_token"} <= set(secrets["additional_secret_outputs"])
+    value = secrets["inputs"]["secrets"]["value"]
+    assert list(value) == ["TERRA_WEBHOOK_SECRET"]
 
 
 def test_invalid_config_names_every_bad_key_and_registers_nothing():

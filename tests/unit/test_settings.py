@@ -47,3 +47,23 @@ def test_secret_values_never_appear_in_errors():
     assert "dbUrl" in str(err.value) and "hunter2" not in str(err.value)
     settings = load_settings("prod", {"projectRef": "a" * 20, "dbUrl": "postgresql://u:hunter2@x/db"}, "x")
     assert "hunter2" not in repr(settings)
+
+
+def test_postgres_keys_are_the_apis_and_typed():
+    with pytest.raises(SettingsError) as raised:
+        load_settings("staging", {"projectRef": "abcdefghijklmnopqrst",
+                                  "postgres": {"idle_in_transaction_session_timeout": "30s", "max_connections": "many"}},
+                      "Pulumi.staging.yaml")
+    message = str(raised.value)
+    assert "supabase-platform:postgres: 'idle_in_transaction_session_timeout' cannot be set through the " \
+           "Management API" in message and "ALTER ROLE" in message
+
+
+def test_undeclared_auth_keys_are_not_managed():
+    from supagate.project_settings import desired_state
+
+    settings = load_settings("staging", {"projectRef": "abcdefghijklmnopqrst", "auth": {"jwtExpiry": 1800},
+                                         "networkRestrictions": []}, "Pulumi.staging.yaml")
+    state = desired_state(settings)
+    assert state["auth"] == {"jwt_exp": 1800}
+    assert "network_restrictions" not in state and "pooler" not in state and "storage" not in state

@@ -1,0 +1,89 @@
+"""Dynamic provider `supabase:EdgeFunction`: one function, deployed through the
+Management API (supagate/edge_functions.py does the work).
+
+Redeploys only when the bundle's content hash changes; a change of verify_jwt alone is a
+PATCH, and after a deploy verify_jwt is checked and corrected (a redeploy may not apply
+it). `deno check` runs before every deploy. Deleting the resource deletes the function:
+that happens when its folder is gone from supabase/functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource,
+                            ResourceProvider, UpdateResult)
+
+from supagate import edge_functions
+from supagate.management_api import from_inputs
+
+CONTENT_KEYS = ("content_sha256", "entrypoint", "import_map", "static_patterns")
+
+
+def _source(props: dict[str, Any]) -> edge_functions.EdgeFunctionSource:
+    return edge_functions.EdgeFunctionSource(
+        slug=props["slug"], entrypoint=props["entrypoint"], verify_jwt=bool(props["verify_jwt"]),
+        files=dict(props["files"]), import_map=props.get("import_map"),
+        signature_header=props.get("signature_header"), static_patterns=tuple(props.get("static_patterns") or ()))
+
+
+def _deployed_state(deployed: dict[str, Any]) -> dict[str, Any]:
+    return {"version": deployed.get("version"), "function_id": deployed.get("id"),
+            "ezbr_sha256": deployed.get("ezbr_sha256")}
+
+
+class EdgeFunctionProvider(ResourceProvider):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Runs at preview too: a function that does not type-check fails the preview."""
+        if not news.get("files"):
+            return CheckResult(news, [])  # not known yet during this preview
+        try:
+            edge_functions.deno_check(_source(news))
+        except edge_functions.FunctionError as exc:
+            return CheckResult(news, [CheckFailure("files", str(exc))])
+        return CheckResult(news, [])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("project_ref", "slug") if olds.get(k) != news.get(k)]
+        changed = [k for k in (*CONTENT_KEYS, "verify_jwt", "api_url") if olds.get(k) != news.get(k)]
+        if "content_sha256" in changed:
+            pulumi.log.info(f"function {news.get('slug')}: code changed, will be redeployed")
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
+
+    def _deploy(self, props: dict[str, Any]) -> dict[str, Any]:
+        edge_functions.deno_check(_source(props))
+        with from_inputs(props) as api:
+            deployed = edge_functions.deploy(api, props["project_ref"], props)
+        return {**props, **_deployed_state(deployed)}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=props["slug"], outs=self._deploy(props))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if any(olds.get(k) != news.get(k) for k in CONTENT_KEYS):
+            return UpdateResult(outs=self._deploy(news))
+        with from_inputs(news) as api:
+            updated = edge_functions.set_verify_jwt(api, news["project_ref"], news["slug"], bool(news["verify_jwt"]))
+        return UpdateResult(outs={**news, **_deployed_state({**olds, **updated})})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with from_inputs(props) as api:
+            remote = edge_functions.read(api, props["project_ref"], props["slug"])
+        if remote is None:
+            return ReadResult(None, {})  # deleted outside the stack: the next up deploys it again
+        return ReadResult(id_, {**props, "verify_jwt": remote.get("verify_jwt", props.get("verify_jwt")),
+                                **_deployed_state(remote)})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        with from_inputs(props) as api:
+            edge_functions.delete(api, props["project_ref"], props["slug"])
+
+
+class EdgeFunction(Resource, module="supabase", name="EdgeFunction"):
+    version: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["access_token"]))
+        super().__init__(EdgeFunctionProvider(), name,
+                         {"version": None, "function_id": None, "ezbr_sha256": None, **props}, opts)

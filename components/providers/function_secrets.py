@@ -1,0 +1,66 @@
+"""Dynamic provider `supabase:FunctionSecrets`: the edge function secrets this stack
+manages (supagate/function_secrets.py does the work). Values come only from Pulumi
+secrets and stay secret outputs; drift is found through the digests the API lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from supagate import function_secrets
+from supagate.function_secrets import digest
+from supagate.management_api import from_inputs
+
+
+def _digests(props: dict[str, Any]) -> dict[str, str]:
+    return {name: digest(value) for name, value in (props.get("secrets") or {}).items()}
+
+
+class FunctionSecretsProvider(ResourceProvider):
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old, new = _digests(olds), _digests(news)
+        changed = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+        if changed:  # names only: values and digests stay out of the log
+            pulumi.log.info(f"function secrets to set or remove: {', '.join(changed)}")
+        replaces = ["project_ref"] if olds.get("project_ref") != news.get("project_ref") else []
+        return DiffResult(changes=bool(changed or replaces), replaces=replaces, delete_before_replace=True)
+
+    def _sync(self, props: dict[str, Any], previously: set[str]) -> dict[str, Any]:
+        desired = dict(props.get("secrets") or {})
+        with from_inputs(props, secrets=tuple(desired.values())) as api:
+            remote = function_secrets.read_digests(api, props["project_ref"], set(desired) | previously)
+            steps = function_secrets.plan(desired, remote, previously)
+            function_secrets.apply(api, props["project_ref"], desired, steps)
+        return {**props, "names": sorted(desired), "drift": []}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=f"{props['project_ref']}-secrets", outs=self._sync(props, set()))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._sync(news, set(olds.get("secrets") or {})))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        desired = dict(props.get("secrets") or {})
+        with from_inputs(props, secrets=tuple(desired.values())) as api:
+            remote = function_secrets.read_digests(api, props["project_ref"], set(desired))
+        drift = sorted(n for n in desired if remote.get(n) != digest(desired[n]))
+        return ReadResult(id_, {**props, "drift": drift})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        names = sorted(props.get("secrets") or {})
+        with from_inputs(props) as api:
+            remote = function_secrets.read_digests(api, props["project_ref"], set(names))
+            function_secrets.apply(api, props["project_ref"], {},
+                                   function_secrets.SecretsPlan(delete=[n for n in names if n in remote]))
+
+
+class FunctionSecrets(Resource, module="supabase", name="FunctionSecrets"):
+    names: pulumi.Output[list]
+    drift: pulumi.Output[list]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["secrets", "access_token"]))
+        super().__init__(FunctionSecretsProvider(), name, {"names": None, "drift": None, **props}, opts)
