@@ -175,6 +175,26 @@ def cmd_check(args) -> int:
     return EXIT_FAILED if report.blocked else EXIT_OK
 
 
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    url = _db_url(args)
+    settings = _stack_settings(args.stack, args.stack_file) if args.stack else None
+    exposed = tuple(settings.exposed_schemas) if settings else ("public", "graphql_public")
+    directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
+    health_url = None if args.no_health else (
+        args.health_url or (settings.monitoring.health_url if settings else "") or None)
+    result = verify(url, load_migrations(directory, warn=_err), exposed, health_url)
+    if args.format == "json":
+        _emit_json(result.to_json())
+    for check in result.checks:
+        _err(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            _err(f"       fix: {check.fix}")
+    _err(f"{'VERIFIED' if result.ok else 'FAILED'}: {sum(c.ok for c in result.checks)}/{len(result.checks)} checks passed.")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def cmd_plan(args) -> int:
     from .plan import plan, render_text
 
@@ -236,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--project", default=".", help="project root (default: .)")
     pln.add_argument("--format", choices=("text", "json"), default="text")
     pln.set_defaults(func=cmd_plan)
+
+    ver = sub.add_parser("verify", help="check a deployed database: tables, RLS, policies, matviews, jobs, health")
+    ver.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV})")
+    ver.add_argument("--stack", help="read exposed schemas, migrations directory and health URL from this stack")
+    ver.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
+    ver.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
+    ver.add_argument("--health-url", help="health-check function URL (default: the stack's monitoring.healthUrl)")
+    ver.add_argument("--no-health", action="store_true", help="skip the health-check call")
+    ver.add_argument("--format", choices=("text", "json"), default="text")
+    ver.set_defaults(func=cmd_verify)
 
     loc = sub.add_parser("local", help="apply the app to a throwaway local Postgres and run its pgTAP tests")
     loc.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")
