@@ -3,12 +3,14 @@
 import pulumi
 
 from components.database import Database, DatabaseArgs
+from components.delivery import Delivery, DeliveryArgs
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
 from supagate.edge_functions import discover
 from supagate.migrations import load_migrations
 from supagate.project_settings import desired_state
-from supagate.settings import NAMESPACE, load_settings
+from supagate.settings import NAMESPACE, load_settings, settings_from_stack_file
+from supagate.workflows import rendered
 
 stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)
@@ -41,6 +43,22 @@ project = Project("project", ProjectArgs(
     api_url=settings.management_api_url,
     allow_restart=settings.allow_restart,
 ))
+
+if settings.github.repository:
+    token = config.get_secret("githubToken")
+    delivery = Delivery("delivery", DeliveryArgs(
+        stack=stack,
+        github=settings.github,
+        project_ref=settings.project_ref,
+        pulumi_stack=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}",
+        environment_secrets={"SUPABASE_DB_URL": config.require_secret("dbUrl"),
+                             "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken")},
+        # The workflows serve both stacks; prod commits them (generated from both stack files).
+        workflows=rendered(settings_from_stack_file("staging", "Pulumi.staging.yaml"), settings)
+        if settings.is_prod else {},
+        pulumi_access_token=config.get_secret("pulumiAccessToken") if settings.is_prod else None,
+        token=token,
+    ))
 
 pulumi.export("projectRef", settings.project_ref)
 pulumi.export("functionVersions", project.function_versions)

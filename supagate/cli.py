@@ -195,6 +195,26 @@ def cmd_verify(args) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def cmd_workflows(args) -> int:
+    from .settings import settings_from_stack_file
+    from .workflows import rendered, write
+
+    files = rendered(settings_from_stack_file("staging", Path("Pulumi.staging.yaml")),
+                     settings_from_stack_file("prod", Path("Pulumi.prod.yaml")))
+    target = Path(".github") / "workflows"
+    if args.write:
+        changed = write(target, files)
+        _err(f"wrote {', '.join(changed)}" if changed else "workflows are up to date")
+        return EXIT_OK
+    stale = [n for n, text in files.items() if not (target / n).exists() or (target / n).read_text() != text]
+    if stale:
+        _err(f"{', '.join(stale)} in {target} differ from what the stack settings generate\n"
+             "Run `uv run supagate workflows --write` and commit the result.")
+        return EXIT_FAILED
+    _err(f"{len(files)} workflows in {target} match the stack settings")
+    return EXIT_OK
+
+
 def cmd_plan(args) -> int:
     from .plan import plan, render_text
 
@@ -266,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--no-health", action="store_true", help="skip the health-check call")
     ver.add_argument("--format", choices=("text", "json"), default="text")
     ver.set_defaults(func=cmd_verify)
+
+    wfl = sub.add_parser("workflows", help="generate the GitHub workflows from the stack settings (or check them)")
+    wfl.add_argument("--write", action="store_true", help="write .github/workflows/ (default: only check)")
+    wfl.set_defaults(func=cmd_workflows)
 
     loc = sub.add_parser("local", help="apply the app to a throwaway local Postgres and run its pgTAP tests")
     loc.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")

@@ -19,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, 
 from pydantic.alias_generators import to_camel
 
 NAMESPACE = "supabase-platform"
-SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken")
+SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken")
 _TIMEOUT = r"^\d+(ms|s|min|h)?$"
 
 
@@ -141,6 +141,7 @@ class Settings(_Model):
     supabase_access_token: SecretStr | None = None
     function_secrets: dict[str, SecretStr] = {}
     github_token: SecretStr | None = None
+    pulumi_access_token: SecretStr | None = None
 
     @property
     def is_prod(self) -> bool:

@@ -83,3 +83,20 @@ def test_weak_passwords_block_prod_and_are_advisory_on_staging(pack_venv, tmp_pa
         found = [v for v in json.loads(run.stdout)["violations"] if v["policy"] == "supabase-auth-require-password-length"]
         results[stack] = (run.returncode, [v["enforcement"] for v in found])
     assert results == {"prod": (1, ["mandatory"]), "staging": (0, ["advisory"])}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"reviewers": []}, "without a required reviewer"),
+    ({"adminsBypass": True}, "lets repository admins skip"),
+    ({"preventSelfReview": False}, "lets whoever started a deploy approve it"),
+])
+def test_production_environment_rules_block_prod(pack_venv, tmp_path, change, expected):
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document["config"]["supabase-platform:github"]["environment"].update(change)
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(document))
+    run = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--format", "json", env=pack_venv)
+    assert run.returncode == 1, run.stderr
+    found = [v for v in json.loads(run.stdout)["violations"] if v["enforcement"] == "mandatory"]
+    assert [v["policy"] for v in found] == ["supabase-github-protect-environment"]
+    assert expected in found[0]["message"] and found[0]["resource"].endswith("::delivery-environment")

@@ -165,3 +165,51 @@ def test_invalid_config_names_every_bad_key_and_registers_nothing():
     assert "Pulumi.prod.yaml" in error
     assert [r for r in result["registrations"] if r["type"] != "pulumi:pulumi:Stack"] == []
     assert DB_PASSWORD not in error
+
+
+def _of_type(result, token):
+    return [r for r in result["registrations"] if r["type"] == token]
+
+
+def test_delivery_environment_rules_and_secrets(evaluated):
+    stack, result = evaluated
+    environment = _of_type(result, "github:index/repositoryEnvironment:RepositoryEnvironment")
+    assert len(environment) == 1
+    inputs = environment[0]["inputs"]
+    assert inputs["environment"] == {"staging": "staging", "prod": "production"}[stack]
+    assert inputs["canAdminsBypass"] is False
+    assert inputs["deploymentBranchPolicy"] == {"customBranchPolicies": True, "protectedBranches": False}
+    policies = {(r["inputs"].get("branchPattern"), r["inputs"].get("tagPattern")) for r in
+                _of_type(result, "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy")}
+    secrets = _of_type(result, "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")
+    assert {r["inputs"]["secretName"] for r in secrets} == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN"}
+    assert all(is_secret(r["inputs"]["plaintextValue"]) for r in secrets)
+    if stack == "prod":
+        assert inputs["preventSelfReview"] is True and inputs["waitTimer"] == 10
+        assert len(inputs["reviewers"]) == 1 and inputs["reviewers"][0]["teams"]
+        assert all(isinstance(t, (int, float)) for t in inputs["reviewers"][0]["teams"])
+        assert policies == {("main", None), (None, "v*")}
+    else:
+        assert inputs["reviewers"] == [] and policies == {("main", None)}
+
+
+def test_prod_owns_the_ruleset_and_commits_the_generated_workflows(evaluated):
+    from supagate.settings import settings_from_stack_file
+    from supagate.workflows import rendered
+
+    stack, result = evaluated
+    rulesets = _of_type(result, "github:index/repositoryRuleset:RepositoryRuleset")
+    files = _of_type(result, "github:index/repositoryFile:RepositoryFile")
+    if stack == "staging":
+        assert rulesets == [] and files == []
+        return
+    rules = rulesets[0]["inputs"]["rules"]
+    assert rulesets[0]["inputs"]["bypassActors"] == [] and rulesets[0]["inputs"]["enforcement"] == "active"
+    assert rules["pullRequest"]["requiredApprovingReviewCount"] == 1
+    assert rules["pullRequest"]["dismissStaleReviewsOnPush"] is True
+    assert [c["context"] for c in rules["requiredStatusChecks"]["requiredChecks"]] == \
+        ["tests", "gate", "preview-staging", "preview-prod"]
+    expected = rendered(settings_from_stack_file("staging", ROOT / "Pulumi.staging.yaml"),
+                        settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
+    committed = {r["inputs"]["file"].removeprefix(".github/workflows/"): r["inputs"]["content"] for r in files}
+    assert committed == expected  # the target repository gets exactly what this repository holds
