@@ -4,6 +4,7 @@ import pulumi
 
 from components.database import Database, DatabaseArgs
 from components.delivery import Delivery, DeliveryArgs
+from components.verification import Verification
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
 from supagate.edge_functions import discover
@@ -18,17 +19,29 @@ config = pulumi.Config(NAMESPACE)
 settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml")
 migrations = load_migrations(settings.migrations.directory, warn=pulumi.log.warn)
 
-promotion = None
+functions = discover("supabase", settings.functions)
+promotion = preflight = None
 if settings.staging_stack:
     # Prod promotes from staging: what staging applied comes from its own stack outputs.
     staging = pulumi.StackReference(settings.staging_stack)
-    promotion = {"stack": settings.staging_stack, "checksums": staging.get_output("migrationChecksums")}
+    promotion = {"stack": settings.staging_stack, "checksums": staging.get_output("migrationChecksums"),
+                 "function_hashes": staging.get_output("functionHashes")}
+if settings.is_prod:
+    preflight = {
+        "limits": {"max_transaction_age_seconds": settings.monitoring.max_transaction_age_seconds,
+                   "max_connections_percent": settings.monitoring.max_connections_percent,
+                   "max_backup_age_hours": settings.backups.max_backup_age_hours},
+        "api": {"project_ref": settings.project_ref, "api_url": settings.management_api_url,
+                "access_token": config.require_secret("supabaseAccessToken")},
+    }
 
 database = Database("database", DatabaseArgs(
     db_url=config.require_secret("dbUrl"),
     migrations=migrations,
     exposed_schemas=settings.exposed_schemas,
     promotion=promotion,
+    preflight=preflight,
+    snapshot=settings.is_prod,
     lock_timeout=settings.migrations.lock_timeout,
     statement_timeout=settings.migrations.statement_timeout,
 ))
@@ -37,7 +50,7 @@ project = Project("project", ProjectArgs(
     project_ref=settings.project_ref,
     access_token=config.require_secret("supabaseAccessToken"),
     settings=desired_state(settings),
-    functions=discover("supabase", settings.functions),
+    functions=functions,
     secrets={name: pulumi.Output.secret(settings.function_secrets[name].get_secret_value())
              for name in settings.secret_names},
     api_url=settings.management_api_url,
@@ -60,7 +73,13 @@ if settings.github.repository:
         token=token,
     ))
 
+verification = Verification(
+    "verification", stack, config.require_secret("dbUrl"),
+    triggers=[database.migration_set, *(f.content_sha256 for f in functions)],
+    opts=pulumi.ResourceOptions(depends_on=[database, project]))
+
 pulumi.export("projectRef", settings.project_ref)
+pulumi.export("functionHashes", {f.slug: f.content_sha256 for f in functions})
 pulumi.export("functionVersions", project.function_versions)
 pulumi.export("exposedSchemas", list(settings.exposed_schemas))
 pulumi.export("appliedMigrations", database.applied_versions)

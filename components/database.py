@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from pulumi_command import local
 
 from components.providers.migrations import Migrations, migration_inputs
-from supagate.migrations import Migration
+from supagate.db import libpq_env
+from supagate.migrations import Migration, sha256
+
+
+def set_hash(migrations: list[Migration]) -> str:
+    """One hash for the whole migration set: a new snapshot whenever it changes."""
+    return sha256("\n".join(f"{m.version}:{m.checksum}" for m in migrations))
 
 
 @dataclass
@@ -20,11 +27,27 @@ class DatabaseArgs:
     # On prod: {"stack": <staging stack>, "checksums": <its migrationChecksums output>}, so
     # the policy pack can require every migration on staging first.
     promotion: pulumi.Input[dict] | None = None
+    # On prod: {"limits": {...}, "api": {...}}: checks the provider runs before migrating.
+    preflight: pulumi.Input[dict] | None = None
+    # On prod: pg_dump the database before a new migration set is applied.
+    snapshot: bool = False
 
 
 class Database(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("supabase-platform:database:Database", name, None, opts)
+        migration_set = set_hash(args.migrations)
+        depends_on = []
+        if args.snapshot:
+            # The connection string reaches pg_dump as PG* variables, never on its command line.
+            self.snapshot = local.Command(
+                f"{name}-snapshot",
+                create='mkdir -p backups && pg_dump --format=custom --no-owner --file "$SNAPSHOT_FILE"',
+                environment=pulumi.Output.secret(args.db_url).apply(
+                    lambda url: {**libpq_env(url), "SNAPSHOT_FILE": f"backups/pre-migration-{migration_set[:12]}.dump"}),
+                triggers=[migration_set],
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["environment"]))
+            depends_on.append(self.snapshot)
         self.migrations = Migrations(
             f"{name}-migrations",
             {
@@ -32,11 +55,13 @@ class Database(pulumi.ComponentResource):
                 "migrations": migration_inputs(args.migrations),
                 "exposed_schemas": list(args.exposed_schemas),
                 **({"promotion": args.promotion} if args.promotion is not None else {}),
+                **({"preflight": pulumi.Output.secret(args.preflight)} if args.preflight is not None else {}),
                 "lock_timeout": args.lock_timeout,
                 "statement_timeout": args.statement_timeout,
             },
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
+        self.migration_set = migration_set
         self.applied_versions = self.migrations.applied_versions
         self.migration_checksums = {m.version: m.checksum for m in args.migrations}
         self.register_outputs({

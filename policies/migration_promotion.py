@@ -1,16 +1,18 @@
 """supabase-migrations-require-staging-first (stack): on prod, every migration has been
-applied on staging with the same checksum. Staging's checksums reach the program through
+applied on staging with the same checksum, and every edge function runs staging's code. Staging's checksums reach the program through
 a stack reference (its `migrationChecksums` output) and arrive here as the migrations
 resource's `promotion` input; the checksums of the SQL are recomputed here."""
 
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 
-from supagate.policy_checks import promotion_violations
-from supagate.resource_types import MIGRATIONS
+from supagate.policy_checks import function_promotion_violations, promotion_violations
+from supagate.resource_types import EDGE_FUNCTION, MIGRATIONS
 
 
 def validate(args, report_violation) -> None:
     checked = False
+    functions = {r.props.get("slug"): r.props.get("content_sha256") for r in args.resources
+                 if r.resource_type == EDGE_FUNCTION}
     for resource in args.resources:
         if resource.resource_type != MIGRATIONS:
             continue
@@ -18,7 +20,7 @@ def validate(args, report_violation) -> None:
         if messages is None:
             continue
         checked = True
-        for message in messages:
+        for message in messages + function_promotion_violations(resource.props["promotion"], functions):
             report_violation(message, resource.urn)
     if not checked:
         args.not_applicable("no migrations resource promotes from a staging stack (this is not prod)")

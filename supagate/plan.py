@@ -92,11 +92,15 @@ def _stack_outputs(root: Path, settings: Settings, staging_outputs: Path | None,
         except (OSError, json.JSONDecodeError) as exc:
             raise PlanInputError(f"failed to read {staging_outputs}: {exc}\n"
                             "Save it with `pulumi stack output --json --stack staging > FILE`.") from None
+    from .edge_functions import discover
+
     migrations = load_migrations(root / settings.migrations.directory)
+    functions = discover(root / "supabase", settings.functions)
     notes.append(f"staging outputs assumed from this commit (every migration on {settings.staging_stack}); "
                  "pass --staging-outputs FILE from `pulumi stack output --json --stack staging` to check "
                  "the real promotion")
-    return {settings.staging_stack: {"migrationChecksums": {m.version: m.checksum for m in migrations}}}
+    return {settings.staging_stack: {"migrationChecksums": {m.version: m.checksum for m in migrations},
+                                     "functionHashes": {f.slug: f.content_sha256 for f in functions}}}
 
 
 def render_text(result: PlanResult) -> str:

@@ -82,6 +82,18 @@ def promotion_violations(props: dict[str, Any]) -> list[str] | None:
     return [f"{f.message} Fix: {f.fix}" for f in findings]
 
 
+def function_promotion_violations(promotion: dict[str, Any], functions: dict[str, str]) -> list[str]:
+    """Every function bound for prod runs the code staging runs (same content hash)."""
+    staged = _plain(promotion.get("function_hashes"))
+    stack = promotion.get("stack") or "staging"
+    if not isinstance(staged, dict):
+        return [f"Staging ({stack}) exports no functionHashes, so the functions prod would deploy cannot be "
+                "compared with staging's. Fix: deploy this commit to staging first (pulumi up --stack staging)."]
+    return [f"Edge function {slug} would deploy code staging ({stack}) does not run. Fix: deploy this commit to "
+            "staging first, then promote the same commit to prod."
+            for slug, digest in sorted(functions.items()) if staged.get(slug) != digest]
+
+
 def rls_coverage(resources: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
     """Stack-wide: every table in a schema the API exposes (as the project settings say,
     or else as the migrations resource says) ends the migrations with RLS on."""

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from supagate import engine
+from supagate import engine, preflight
 from supagate.db import redact
 from supagate.resource_types import migration_inputs, migrations_from_inputs  # noqa: F401 (re-export)
 
@@ -52,6 +52,9 @@ class MigrationsProvider(ResourceProvider):
     def _run(self, props: dict[str, Any]) -> dict[str, Any]:
         url = props["db_url"]
         try:
+            checks = props.get("preflight")
+            if checks:  # prod: stop before anything changes when the database is not ready
+                preflight.require(url, preflight.Limits(**checks["limits"]), checks.get("api"))
             engine.migrate(url, migrations_from_inputs(props), _options(props), progress=pulumi.log.info)
             return {**props, **_applied_state(url), "drift": []}
         except Exception as exc:
@@ -91,6 +94,7 @@ class Migrations(Resource, module="supabase", name="Migrations"):
     drift: pulumi.Output[list]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["db_url"]))
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["db_url", "preflight"]))
         super().__init__(MigrationsProvider(), name,
                          {"applied_versions": None, "applied": None, "drift": None, **props}, opts)

@@ -127,7 +127,7 @@ def test_promotion_needs_every_migration_on_staging_with_the_same_checksum(pack,
     files = {**NOTES, **PRIVATE}
     checksums = {m["version"]: m["checksum"] for m in
                  _migrations_resource(stack, tmp_path / "a", files)["inputs"]["migrations"]}
-    promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums}
+    promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": {}}
     ok = running.analyze_stack([_migrations_resource(stack, tmp_path / "b", files, promotion=promoted)])
     assert not [v for v in ok if v.policy == "supabase-migrations-require-staging-first"]
     behind = {**promoted, "checksums": {"20250101000000": checksums["20250101000000"]}}
@@ -139,6 +139,26 @@ def test_promotion_needs_every_migration_on_staging_with_the_same_checksum(pack,
     found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "d", files, promotion=tampered)])
              if v.policy == "supabase-migrations-require-staging-first"]
     assert len(found) == 1 and "applied a different version" in found[0].message
+
+
+def test_promotion_needs_every_function_on_staging_with_the_same_code(pack, tmp_path):
+    from supagate.resource_types import EDGE_FUNCTION
+
+    stack, running, _ = pack
+    checksums = {m["version"]: m["checksum"] for m in
+                 _migrations_resource(stack, tmp_path / "a", NOTES)["inputs"]["migrations"]}
+    function = _resource(stack, EDGE_FUNCTION, "project-fn-health-check",
+                         {"slug": "health-check", "content_sha256": "a" * 64, "verify_jwt": True}, ["access_token"])
+
+    def violations(hashes):
+        promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": hashes}
+        resources = [_migrations_resource(stack, tmp_path / str(len(str(hashes))), NOTES, promotion=promoted), function]
+        return [v.message for v in running.analyze_stack(resources)
+                if v.policy == "supabase-migrations-require-staging-first"]
+
+    assert violations({"health-check": "a" * 64}) == []
+    assert "Edge function health-check would deploy code staging" in violations({"health-check": "b" * 64})[0]
+    assert "exports no functionHashes" in violations(None)[0]
 
 
 def test_forged_checksum_is_mandatory_on_both_stacks(pack, tmp_path):

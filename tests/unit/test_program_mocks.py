@@ -60,13 +60,15 @@ def test_every_child_has_its_component_as_parent(evaluated):
 
 
 def test_prod_reads_staging_checksums_through_a_stack_reference():
-    outputs = {"momentum-health/supabase-platform/staging": {"migrationChecksums": {"20250101000000": "abc"}}}
+    outputs = {"momentum-health/supabase-platform/staging": {"migrationChecksums": {"20250101000000": "abc"},
+                                                             "functionHashes": {"health-check": "def"}}}
     result = run_program("prod", stack_config("prod"), outputs)
     reference = [r for r in result["registrations"] if r["type"] == "pulumi:pulumi:StackReference"]
     assert [r["name"] for r in reference] == ["momentum-health/supabase-platform/staging"]
     migrations = next(r for r in result["registrations"] if r["type"].endswith("supabase:Migrations"))
     assert migrations["inputs"]["promotion"] == {"stack": "momentum-health/supabase-platform/staging",
-                                                 "checksums": {"20250101000000": "abc"}}
+                                                 "checksums": {"20250101000000": "abc"},
+                                                 "function_hashes": {"health-check": "def"}}
     staging = run_program("staging", stack_config("staging"))
     migrations = next(r for r in staging["registrations"] if r["type"].endswith("supabase:Migrations"))
     assert "promotion" not in migrations["inputs"]
