@@ -215,3 +215,20 @@ def test_prod_owns_the_ruleset_and_commits_the_generated_workflows(evaluated):
                         settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
     committed = {r["inputs"]["file"].removeprefix(".github/workflows/"): r["inputs"]["content"] for r in files}
     assert committed == expected  # the target repository gets exactly what this repository holds
+
+
+def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
+    stack, result = evaluated
+    commands = {r["name"]: r["inputs"] for r in _of_type(result, "command:local:Command")}
+    verify = commands["verification-verify"]
+    assert verify["create"] == f"uv run supagate verify --stack {stack}"
+    assert is_secret(verify["environment"])
+    if stack == "prod":
+        snapshot = commands["database-snapshot"]
+        assert snapshot["create"].startswith("mkdir -p backups && pg_dump --format=custom")
+        assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
+        assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
+        migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
+        assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
+    else:
+        assert "database-snapshot" not in commands
