@@ -4,9 +4,9 @@ import pulumi
 
 from components.database import Database, DatabaseArgs
 from components.delivery import Delivery, DeliveryArgs
-from components.verification import Verification
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
+from components.verification import Verification
 from supagate.edge_functions import discover
 from supagate.migrations import load_migrations
 from supagate.project_settings import desired_state
@@ -57,8 +57,12 @@ project = Project("project", ProjectArgs(
     allow_restart=settings.allow_restart,
 ))
 
+def optional_secret(value):
+    """A secret the stack may leave empty (Pulumi.yaml defaults it to "")."""
+    return pulumi.Output.secret(value.get_secret_value()) if value and value.get_secret_value() else None
+
+
 if settings.github.repository:
-    token = config.get_secret("githubToken")
     delivery = Delivery("delivery", DeliveryArgs(
         stack=stack,
         github=settings.github,
@@ -69,8 +73,9 @@ if settings.github.repository:
         # The workflows serve both stacks; prod commits them (generated from both stack files).
         workflows=rendered(settings_from_stack_file("staging", "Pulumi.staging.yaml"), settings)
         if settings.is_prod else {},
-        pulumi_access_token=config.get_secret("pulumiAccessToken") if settings.is_prod else None,
-        token=token,
+        pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_prod else None,
+        verify_db_url=optional_secret(settings.verify_db_url) if settings.is_prod else None,
+        token=optional_secret(settings.github_token),
     ))
 
 verification = Verification(

@@ -27,6 +27,7 @@ class DeliveryArgs:
     environment_secrets: dict[str, pulumi.Input[str]]  # name -> Pulumi secret
     workflows: dict[str, str] = field(default_factory=dict)  # filename -> YAML (prod only)
     pulumi_access_token: pulumi.Input[str] | None = None  # repository secret for previews (prod only)
+    verify_db_url: pulumi.Input[str] | None = None  # a read-only role, for the health workflow (prod only)
     token: pulumi.Input[str] | None = None  # GitHub token; else the provider reads GITHUB_TOKEN
 
 
@@ -86,10 +87,11 @@ class Delivery(pulumi.ComponentResource):
                     required_checks=[github.RepositoryRulesetRulesRequiredStatusChecksRequiredCheckArgs(context=c)
                                      for c in args.github.required_checks])),
             opts=child)
-        if args.pulumi_access_token is not None:
-            github.ActionsSecret(f"{name}-secret-pulumi-access-token", repository=repository,
-                                 secret_name="PULUMI_ACCESS_TOKEN",
-                                 plaintext_value=pulumi.Output.secret(args.pulumi_access_token), opts=child)
+        for secret_name, value in (("PULUMI_ACCESS_TOKEN", args.pulumi_access_token),
+                                   ("PROD_VERIFY_DB_URL", args.verify_db_url)):
+            if value is not None:
+                github.ActionsSecret(f"{name}-secret-{secret_name.lower()}", repository=repository,
+                                     secret_name=secret_name, plaintext_value=pulumi.Output.secret(value), opts=child)
         for filename, text in sorted(args.workflows.items()):
             github.RepositoryFile(
                 f"{name}-workflow-{filename.removesuffix('.yml')}", repository=repository, branch="main",

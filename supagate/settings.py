@@ -19,7 +19,8 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, 
 from pydantic.alias_generators import to_camel
 
 NAMESPACE = "supabase-platform"
-SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken")
+SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
+               "verifyDbUrl")
 _TIMEOUT = r"^\d+(ms|s|min|h)?$"
 
 
@@ -142,6 +143,7 @@ class Settings(_Model):
     function_secrets: dict[str, SecretStr] = {}
     github_token: SecretStr | None = None
     pulumi_access_token: SecretStr | None = None
+    verify_db_url: SecretStr | None = None
 
     @property
     def is_prod(self) -> bool:

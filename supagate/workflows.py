@@ -219,11 +219,12 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
             *_setup(full=False),
             Step("Verify prod (health-check function and database gates)", id="verify", continue_on_error=True,
                  run="uv run supagate verify --stack prod --format json > verify.json",
-                 env={"SUPABASE_DB_URL": "${{ secrets.SUPABASE_DB_URL }}"}),
+                 # A read-only role's URL: this job runs every 5 minutes without an approval.
+                 env={"SUPABASE_DB_URL": "${{ secrets.PROD_VERIFY_DB_URL }}"}),
             Step("Open, update or close the health issue", uses=ACTIONS["github-script"],
                  env={"OUTCOME": "${{ steps.verify.outcome }}"}, with_={"script": _HEALTH_SCRIPT}),
             Step("Fail when prod is unhealthy", if_="${{ steps.verify.outcome == 'failure' }}", run="exit 1"),
-        ], permissions={"contents": "read", "issues": "write"}, environment="production", timeout_minutes=10)})
+        ], permissions={"contents": "read", "issues": "write"}, timeout_minutes=10)})
     return [pr, deploy_staging, deploy_prod, health]
 
 

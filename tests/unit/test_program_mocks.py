@@ -27,7 +27,7 @@ def stack_config(stack: str) -> dict:
 
 
 def run_program(stack: str, config: dict, stack_outputs: dict | None = None) -> dict:
-    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets", "supabaseAccessToken"],
+    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl"],
                "stack_outputs": stack_outputs}
     proc = subprocess.run([sys.executable, "-m", "supagate.program"], input=json.dumps(request),
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -232,3 +232,15 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
         assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
     else:
         assert "database-snapshot" not in commands
+
+
+def test_repository_secrets_only_when_set():
+    config = stack_config("prod")
+    plain = run_program("prod", config)
+    names = {r["inputs"]["secretName"] for r in _of_type(plain, "github:index/actionsSecret:ActionsSecret")}
+    assert names == set()
+    config.update(pulumiAccessToken="pul-never-plain", verifyDbUrl="postgresql://verifier:ro-pw@db/postgres")
+    with_secrets = run_program("prod", config)
+    secrets = _of_type(with_secrets, "github:index/actionsSecret:ActionsSecret")
+    assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL"}
+    assert all(is_secret(r["inputs"]["plaintextValue"]) for r in secrets)
