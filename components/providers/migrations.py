@@ -42,11 +42,17 @@ class MigrationsProvider(ResourceProvider):
         settings_changed = any(olds.get(k) != news.get(k)
                                for k in ("db_url", "lock_timeout", "statement_timeout", "include_all"))
         changed = bool(pending or edited or settings_changed)
+        late = [v for v in pending if v < max(applied, default="")] if not news.get("include_all") else []
+        if edited or late:
+            # Stop the preview itself: `up` would refuse anyway, and CI should say so first.
+            problems = [f"applied migrations whose file changed: {', '.join(sorted(edited))} (restore the files, "
+                        "or accept them with `supagate migrate --repair VERSION` and then `pulumi refresh`)"
+                        ] if edited else []
+            problems += [f"new migrations older than the newest applied one: {', '.join(sorted(late))} (give them "
+                         "a newer timestamp)"] if late else []
+            raise Exception("failed to plan migrations: " + "; ".join(problems))
         if pending:
             pulumi.log.info(f"pending migrations: {', '.join(sorted(pending))}")
-        if edited:
-            pulumi.log.warn(f"applied migrations whose file changed: {', '.join(sorted(edited))}; "
-                            "the update will stop until the files are restored or repaired")
         return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
 
     def _run(self, props: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,17 @@ def test_create_diff_update_read_delete(db_url, tmp_path):
     read = provider.read("migrations", updated.outs)
     assert read.outs["drift"] == ["20240103000000: applied outside this stack"]
 
+    # An edited applied file or a late new one stops the preview itself.
+    edited = write_migrations(tmp_path / "edited", {"20240101000000_a.sql": "create table a (id bigint);",
+                                                    "20240102000000_b.sql": "create table b (id int);"})
+    with pytest.raises(Exception, match="applied migrations whose file changed: 20240101000000"):
+        provider.diff("migrations", updated.outs, props(db_url, edited))
+    late = write_migrations(tmp_path / "late", {"20240101000000_a.sql": "create table a (id int);",
+                                                "20240101120000_late.sql": "create table late (id int);",
+                                                "20240102000000_b.sql": "create table b (id int);"})
+    with pytest.raises(Exception, match="older than the newest applied one: 20240101120000"):
+        provider.diff("migrations", updated.outs, props(db_url, late))
+
     provider.delete("migrations", updated.outs)  # never drops data
     with psycopg.connect(db_url) as conn:
         assert conn.execute("select count(*) from pg_tables where tablename in ('a', 'b')").fetchone() == (2,)
