@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import local
 
-from components.providers.migrations import Migrations, migration_inputs
+from components.providers.migrations import Migrations
 from supagate.db import libpq_env
 from supagate.migrations import Migration, sha256
+from supagate.resource_types import migration_inputs
 
 
 def set_hash(migrations: list[Migration]) -> str:

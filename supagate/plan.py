@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .migrations import load_migrations
-from .policy_host import PolicyPack, PolicyPackError, Violation, load_pack_config, pack_python
+from .policy_host import PolicyPack, Violation, load_pack_config, pack_python
 from .settings import Settings, stack_file_values, load_settings
 
 SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "githubToken"]
@@ -31,7 +31,6 @@ class PlanInputError(PlanError):
 class PlanResult:
     resources: list[dict]
     violations: list[Violation]
-    levels: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -75,10 +74,10 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     python = pack_python(pack_dir, progress)
     progress(f"Running the policy pack over {len(resources)} resources...")
     with PolicyPack(pack_dir, python=python, stack=stack) as pack:
-        levels = pack.configure(load_pack_config(config_path), str(config_path or "defaults"))
+        pack.configure(load_pack_config(config_path), str(config_path or "defaults"))
         violations = [v for r in resources for v in pack.analyze(r)]
         violations += pack.analyze_stack(resources)
-    return PlanResult(resources=resources, violations=violations, levels=levels, notes=notes)
+    return PlanResult(resources=resources, violations=violations, notes=notes)
 
 
 def _stack_outputs(root: Path, settings: Settings, staging_outputs: Path | None, notes: list[str]) -> dict:
@@ -129,6 +128,3 @@ def render_text(result: PlanResult) -> str:
     lines.append(f"{'BLOCKED' if result.blocked else 'PASS'}: {len(result.resources)} resources, "
                  f"{mandatory} mandatory and {len(result.violations) - mandatory} other violation(s).")
     return "\n".join(lines)
-
-
-__all__ = ["plan", "PlanError", "PolicyPackError", "render_text"]

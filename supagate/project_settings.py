@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, Callable
 
-from .management_api import ApiError, ManagementApi
+from .management_api import ManagementApi
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -225,6 +225,3 @@ def apply(api: ManagementApi, ref: str, desired: dict[str, Any], found: dict[str
             if "imageTransformation" in wanted:
                 body["features"] = {"imageTransformation": {"enabled": wanted["imageTransformation"]}}
             api.request("PATCH", f"{base}/config/storage", json_body=body)
-
-
-__all__ = ["ApiError", "SettingsApplyError", "apply", "changes", "desired_state", "read_current", "restarts"]

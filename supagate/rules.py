@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 MANDATORY, ADVISORY = "mandatory", "advisory"
 
@@ -155,12 +154,3 @@ def finalize(findings: list[Finding], stack: str, markers: dict[str, Markers]) -
 
 def blocked(findings: list[Finding]) -> bool:
     return any(f.enforcement == MANDATORY for f in findings)
-
-
-def relative(path: str, root: Path | None) -> str:
-    if root is None:
-        return path
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return path

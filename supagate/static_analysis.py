@@ -477,14 +477,14 @@ def _policy_findings(relation: Relation, policy: Policy) -> list[Finding]:
             report("policy-permissive-write",
                    f"Policy \"{policy.name}\" on {relation.qualified} lets {'/'.join(broad)} "
                    f"{policy.command.upper()} any row (its condition is true).",
-                   f"Add TO authenticated and a condition on the owner, e.g. "
-                   f"WITH CHECK ((select auth.uid()) = user_id).")
+                   "Add TO authenticated and a condition on the owner, e.g. "
+                   "WITH CHECK ((select auth.uid()) = user_id).")
         reads = policy.command in ("select", "all")
         if reads and _is_true(policy.using) and relation.personal:
             report("policy-public-read-personal",
                    f"Policy \"{policy.name}\" lets {'/'.join(broad)} read every row of {relation.qualified}, "
                    "which holds personal data.",
-                   f"Restrict it: TO authenticated USING ((select auth.uid()) = user_id); "
+                   "Restrict it: TO authenticated USING ((select auth.uid()) = user_id); "
                    "publish non-personal columns through a security_invoker view if they must be public.")
     if any(_USER_METADATA.search(text or "") for text in (policy.using, policy.check)):
         report("policy-user-metadata",

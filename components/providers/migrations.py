@@ -14,7 +14,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from supagate import engine, preflight
 from supagate.db import redact
-from supagate.resource_types import migration_inputs, migrations_from_inputs  # noqa: F401 (re-export)
+from supagate.resource_types import migrations_from_inputs
 
 
 def _options(props: dict[str, Any]) -> engine.Options:

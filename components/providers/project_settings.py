@@ -16,11 +16,8 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 from supagate import project_settings as settings_api
 from supagate.management_api import from_inputs
 
-SETTINGS_KEYS = settings_api.AREAS
-
-
 def _desired(props: dict[str, Any]) -> dict[str, Any]:
-    return {area: props[area] for area in SETTINGS_KEYS if props.get(area) is not None}
+    return {area: props[area] for area in settings_api.AREAS if props.get(area) is not None}
 
 
 class ProjectSettingsProvider(ResourceProvider):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.cli.test_cli import supagate
-from tests.conftest import ROOT, write_migrations
+from tests.conftest import write_migrations
 
 LEAKY = {
     "20250101000000_notes.sql":

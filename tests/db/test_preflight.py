@@ -8,11 +8,12 @@ import time
 import psycopg
 import pytest
 
-from components.providers.migrations import MigrationsProvider, migration_inputs
+from components.providers.migrations import MigrationsProvider
+from supagate.resource_types import migration_inputs
 from supagate import engine
 from supagate.db import connect
 from supagate.migrations import load_migrations
-from supagate.preflight import Limits, PreflightError, check
+from supagate.preflight import Limits, check
 from tests.conftest import write_migrations
 from tests.contract.test_management_api_faults import FakeApi
 

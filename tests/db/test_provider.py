@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.providers.migrations import MigrationsProvider, migration_inputs
+from components.providers.migrations import MigrationsProvider
+from supagate.resource_types import migration_inputs
 from supagate.migrations import load_migrations
 from tests.conftest import ROOT, write_migrations
 
