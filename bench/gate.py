@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from supagate import engine  # noqa: E402
 from supagate.embedded import EmbeddedPostgres  # noqa: E402
-from supagate.gate import find_supabase_cli  # noqa: E402
 from supagate.lock_safety import squawk_path  # noqa: E402
 from supagate.migrations import load_migrations  # noqa: E402
 from supagate.static_analysis import analyse  # noqa: E402
+from supagate.tools import node_tool  # noqa: E402
 
 
 def generate(directory: Path, tables: int) -> Path:
@@ -101,7 +101,7 @@ def measure(label: str, migrations_dir: Path, repeat: int) -> None:
         squawk.append(elapsed)
 
     advisors = []
-    cli = find_supabase_cli(ROOT)
+    cli = node_tool("supabase", ROOT)
     with EmbeddedPostgres() as pg:
         engine.migrate(pg.url, migrations, progress=lambda _: None)
         for _ in range(repeat):

@@ -152,13 +152,14 @@ def _stack_settings(stack: str, stack_file: Path | None):
 
 
 def cmd_check(args) -> int:
-    from .gate import CheckOptions, check, find_supabase_cli, render_text
+    from .gate import CheckOptions, check, render_text
+    from .tools import node_tool
 
     settings = _stack_settings(args.stack, args.stack_file)
     exposed = settings.exposed_schemas if settings else CheckOptions.exposed
     directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
     migrations = load_migrations(directory, warn=_err)
-    supabase_cli = find_supabase_cli()
+    supabase_cli = node_tool("supabase")
     if args.shadow and args.advisors and supabase_cli is None:
         raise UsageError("the Supabase CLI is not installed, so its advisors cannot run\n"
                          "Run scripts/setup (npm install of the pinned supabase@3.1.0), or pass --no-advisors.")

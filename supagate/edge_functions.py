@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .management_api import ManagementApi
+from .tools import python_tool
 
 _SHARED_IMPORT = re.compile(r"""['"](?:\.\./)+(_[A-Za-z0-9_-]+)/""")
 _SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -140,19 +140,16 @@ def _bundle(functions_dir: Path, slug: str) -> dict[str, str]:
 # ---------------------------------------------------------------- deno check
 
 def deno_binary() -> str:
-    candidate = Path(sys.executable).with_name("deno")
-    if candidate.exists():
-        return str(candidate)
+    found = python_tool("deno")
+    if found:
+        return found
     try:
         import deno
 
         return deno.find_deno_bin()
     except (ImportError, FileNotFoundError):
-        found = shutil.which("deno")
-        if not found:
-            raise FunctionError("failed to check edge functions: deno is not installed\n"
-                                "Run scripts/setup (the PyPI package `deno` is a dependency).") from None
-        return found
+        raise FunctionError("failed to check edge functions: deno is not installed\n"
+                            "Run scripts/setup (the PyPI package `deno` is a dependency).") from None
 
 
 def deno_check(function: EdgeFunctionSource) -> None:
@@ -177,8 +174,6 @@ def deno_check(function: EdgeFunctionSource) -> None:
 
 
 def _deno_env() -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "PG"))}
     env["NO_COLOR"] = "1"
     env.setdefault("DENO_NO_UPDATE_CHECK", "1")

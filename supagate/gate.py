@@ -6,9 +6,8 @@ database or staging applied. A mandatory finding from any of them blocks."""
 
 from __future__ import annotations
 
-import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +36,6 @@ class CheckOptions:
 class Report:
     stack: str
     findings: list[Finding]
-    timings: dict[str, float] = field(default_factory=dict)
     statements: int = 0
     probed_tables: int = 0
 
@@ -47,11 +45,6 @@ class Report:
 
     def to_json(self) -> dict:
         return {"blocked": self.blocked, "findings": [f.to_json() for f in self.findings]}
-
-
-def find_supabase_cli(root: Path = Path(".")) -> str | None:
-    candidate = root / "node_modules" / ".bin" / "supabase"
-    return str(candidate.resolve()) if candidate.exists() else shutil.which("supabase")
 
 
 def check(migrations: list[Migration], options: CheckOptions,
@@ -84,7 +77,7 @@ def check(migrations: list[Migration], options: CheckOptions,
     if options.staging_db_url and options.stack == "prod":
         findings += promotion_findings(migrations, _checksums(options.staging_db_url, migrations), "staging")
     return Report(stack=options.stack, findings=finalize(findings, options.stack, analysis.markers),
-                  timings=timings, statements=analysis.statements, probed_tables=probed)
+                  statements=analysis.statements, probed_tables=probed)
 
 
 def _checksums(url: str, migrations: list[Migration]) -> dict[str, str]:

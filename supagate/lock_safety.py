@@ -8,13 +8,12 @@ also know about approvals. Everything else squawk reports is advisory."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from .migrations import Migration
 from .rules import Finding
+from .tools import python_tool
 
 STYLE_RULES = ("prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-identity", "prefer-text-field",
                "prefer-timestamptz", "prefer-robust-stmts", "ban-char-field", "require-lock-timeout",
@@ -28,8 +27,7 @@ class LockSafetyError(RuntimeError):
 
 
 def squawk_path() -> str:
-    candidate = Path(sys.executable).with_name("squawk")
-    found = str(candidate) if candidate.exists() else shutil.which("squawk")
+    found = python_tool("squawk")
     if not found:
         raise LockSafetyError("failed to run squawk: it is not installed\n"
                               "Run scripts/setup (squawk-cli is a pinned dependency).")

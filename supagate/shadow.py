@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,13 @@ from . import engine
 from .db import connect, libpq_env, redact
 from .migrations import Migration
 from .rules import Finding
+from .static_analysis import CONTACT_COLUMNS
 
 USER_A = uuid.UUID("00000000-0000-4000-a000-00000000000a")
 USER_B = uuid.UUID("00000000-0000-4000-a000-00000000000b")
 # Objects of the platform itself, not of the migrations under review.
 PLATFORM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "auth", "extensions", "cron",
                     "supabase_migrations", "graphql_public", "storage", "realtime", "vault", "pgsodium")
-CONTACT_COLUMNS = ("email", "phone", "phone_number", "address", "full_name", "date_of_birth")
 # Supabase's lints that say what one of our rules says: ours carry the file and line.
 ADVISOR_EQUIVALENTS = {
     "rls_disabled_in_public": "rls-missing",
@@ -222,7 +223,7 @@ def _tables(conn, exposed) -> list[tuple[str, str, str | None, bool]]:
                          AND a.attname = ANY(%(contact)s))
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%(exposed)s)
-         ORDER BY 1, 2""", {"exposed": list(exposed), "contact": list(CONTACT_COLUMNS)}).fetchall()
+         ORDER BY 1, 2""", {"exposed": list(exposed), "contact": sorted(CONTACT_COLUMNS)}).fetchall()
     return [(schema, table, fk_owner or user_id, contact) for schema, table, fk_owner, user_id, contact in rows]
 
 
@@ -398,7 +399,8 @@ def run_advisors(supabase_cli: str, url: str) -> list[dict]:
     PGPASSWORD, never on the command line."""
     env = {**os.environ, **libpq_env(url)}
     bare = redact_password(url)
-    with _empty_workdir() as workdir:
+    with tempfile.TemporaryDirectory(prefix="supagate-advisors-") as workdir:
+        Path(workdir, "supabase").mkdir()  # an empty project: the CLI wants a supabase/ folder
         done = subprocess.run(
             [supabase_cli, "--workdir", workdir, "db", "advisors", f"--remote={bare}", "--type", "all",
              "--level", "info", "--output-format", "json"],
@@ -415,18 +417,6 @@ def run_advisors(supabase_cli: str, url: str) -> list[dict]:
 
 def redact_password(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1@", url)
-
-
-class _empty_workdir:
-    def __enter__(self) -> str:
-        import tempfile
-
-        self._dir = tempfile.TemporaryDirectory(prefix="supagate-advisors-")
-        Path(self._dir.name, "supabase").mkdir()
-        return self._dir.name
-
-    def __exit__(self, *exc) -> None:
-        self._dir.cleanup()
 
 
 def advisor_findings(lints: list[dict], ours: list[Finding]) -> list[Finding]:

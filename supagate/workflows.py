@@ -121,9 +121,12 @@ _Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
 
 # ---------------------------------------------------------------- building blocks
 
-def _setup(full: bool = True) -> list[Step]:
-    steps = [Step("Check out", uses=ACTIONS["checkout"], with_={"persist-credentials": False}),
-             Step("Install uv", uses=ACTIONS["setup-uv"], with_={"enable-cache": True})]
+def _setup(full: bool = True, history: bool = False) -> list[Step]:
+    """Check out (with every tag and commit when `history`), uv, then the dependencies."""
+    checkout = Step("Check out with history", uses=ACTIONS["checkout"],
+                    with_={"fetch-depth": 0, "persist-credentials": False}) if history else \
+        Step("Check out", uses=ACTIONS["checkout"], with_={"persist-credentials": False})
+    steps = [checkout, Step("Install uv", uses=ACTIONS["setup-uv"], with_={"enable-cache": True})]
     if full:
         steps.append(Step("Install PostgreSQL, Python and npm dependencies", run="scripts/setup"))
     else:
@@ -199,10 +202,7 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
                 *_setup(), _pulumi("up", prod_stack, "policies/config/prod.json"), _verify("prod")],
                 environment="production", env=deploy_env, timeout_minutes=60),
             "rollback": Job("roll back prod", [
-                Step("Check out with history", uses=ACTIONS["checkout"],
-                     with_={"fetch-depth": 0, "persist-credentials": False}),
-                Step("Install uv", uses=ACTIONS["setup-uv"], with_={"enable-cache": True}),
-                Step("Install PostgreSQL, Python and npm dependencies", run="scripts/setup"),
+                *_setup(history=True),
                 Step("Install the Pulumi CLI", uses=ACTIONS["pulumi"]),  # no command: install only
                 Step("Run down scripts to the previous release and redeploy its functions", run=rollback_script,
                      env={"RELEASE": "${{ github.ref_name }}", "STACK": prod_stack,

@@ -52,7 +52,8 @@ class EdgeFunctionProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def _deploy(self, props: dict[str, Any]) -> dict[str, Any]:
-        edge_functions.deno_check(_source(props))
+        # `deno check` already ran: the engine calls check() on these inputs before every
+        # create and update, in `up` as in preview.
         with from_inputs(props) as api:
             deployed = edge_functions.deploy(api, props["project_ref"], props)
         return {**props, **_deployed_state(deployed)}
