@@ -7,11 +7,12 @@ from components.delivery import Delivery, DeliveryArgs
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
 from components.verification import Verification
-from supagate.edge_functions import discover
-from supagate.migrations import load_migrations
-from supagate.project_settings import desired_state
-from supagate.settings import NAMESPACE, load_settings, settings_from_stack_file
-from supagate.workflows import rendered
+from supagate.supabase_api.edge_functions import discover
+from supagate.migrations.files import load_migrations
+from supagate.supabase_api.project_settings import desired_state
+from supagate.config.loading import load_settings, settings_from_stack_file
+from supagate.config.models import NAMESPACE
+from supagate.delivery.workflows import rendered
 
 stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)

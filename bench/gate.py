@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from supagate import engine  # noqa: E402
-from supagate.embedded import EmbeddedPostgres  # noqa: E402
-from supagate.lock_safety import squawk_path  # noqa: E402
-from supagate.migrations import load_migrations  # noqa: E402
-from supagate.static_analysis import analyse  # noqa: E402
+from supagate.migrations import runner  # noqa: E402
+from supagate.postgres.embedded import EmbeddedPostgres  # noqa: E402
+from supagate.gates.squawk import squawk_path  # noqa: E402
+from supagate.migrations.files import load_migrations  # noqa: E402
+from supagate.gates.catalog.replay import analyse  # noqa: E402
 from supagate.tools import node_tool  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def measure(label: str, migrations_dir: Path, repeat: int) -> None:
     advisors = []
     cli = node_tool("supabase", ROOT)
     with EmbeddedPostgres() as pg:
-        engine.migrate(pg.url, migrations, progress=lambda _: None)
+        runner.migrate(pg.url, migrations, progress=lambda _: None)
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as workdir:
                 (Path(workdir) / "supabase").mkdir()

@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from supagate.db import libpq_env  # noqa: E402
-from supagate.embedded import EmbeddedPostgres  # noqa: E402
-from supagate.pgtap import find_psql  # noqa: E402
+from supagate.postgres.connect import libpq_env  # noqa: E402
+from supagate.postgres.embedded import EmbeddedPostgres  # noqa: E402
+from supagate.postgres.pgtap import find_psql  # noqa: E402
 
 _ids = itertools.count()
 

@@ -8,9 +8,9 @@ import pulumi
 from pulumi_command import local
 
 from components.providers.migrations import Migrations
-from supagate.db import libpq_env
-from supagate.migrations import Migration, sha256
-from supagate.resource_types import migration_inputs
+from supagate.postgres.connect import libpq_env
+from supagate.migrations.files import Migration, sha256
+from supagate.offline.resource_types import migration_inputs
 
 
 def set_hash(migrations: list[Migration]) -> str:

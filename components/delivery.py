@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_github as github
 
-from supagate.settings import GithubSettings
+from supagate.config.models import GithubSettings
 
 ENVIRONMENTS = {"staging": "staging", "prod": "production"}
 

@@ -11,14 +11,14 @@ import pulumi
 from components.providers.edge_function import EdgeFunction
 from components.providers.function_secrets import FunctionSecrets
 from components.providers.project_settings import ProjectSettings
-from supagate.edge_functions import EdgeFunctionSource
+from supagate.supabase_api.edge_functions import EdgeFunctionSource
 
 
 @dataclass
 class ProjectArgs:
     project_ref: str
     access_token: pulumi.Input[str]  # a Pulumi secret
-    settings: dict[str, Any]  # supagate.project_settings.desired_state(...)
+    settings: dict[str, Any]  # supagate.supabase_api.project_settings.desired_state(...)
     functions: list[EdgeFunctionSource]
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # name -> Pulumi secret
     api_url: str = "https://api.supabase.com"

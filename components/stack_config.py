@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supagate.settings import NAMESPACE
+from supagate.config.models import NAMESPACE
 
 
 def stack_config_values() -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ResourceValidationPolicy
 
-from supagate.policy_checks import jwt_expiry_violations
-from supagate.resource_types import PROJECT_SETTINGS
+from supagate.pack.settings_checks import jwt_expiry_violations
+from supagate.offline.resource_types import PROJECT_SETTINGS
 
 DEFAULT_MAXIMUM = 3600
 
@@ -11,8 +11,8 @@ DEFAULT_MAXIMUM = 3600
 def validate(args, report_violation) -> None:
     if args.resource_type == PROJECT_SETTINGS:
         maximum = int((args.get_config() or {}).get("maximumSeconds", DEFAULT_MAXIMUM))
-        for message in jwt_expiry_violations(args.props, maximum):
-            report_violation(message)
+        for finding in jwt_expiry_violations(args.props, maximum):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -3,8 +3,8 @@ characters. Mandatory in config/prod.json, advisory in config/staging.json."""
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ResourceValidationPolicy
 
-from supagate.policy_checks import password_length_violations
-from supagate.resource_types import PROJECT_SETTINGS
+from supagate.pack.settings_checks import password_length_violations
+from supagate.offline.resource_types import PROJECT_SETTINGS
 
 DEFAULT_MINIMUM = 8
 
@@ -12,8 +12,8 @@ DEFAULT_MINIMUM = 8
 def validate(args, report_violation) -> None:
     if args.resource_type == PROJECT_SETTINGS:
         minimum = int((args.get_config() or {}).get("minimumLength", DEFAULT_MINIMUM))
-        for message in password_length_violations(args.props, minimum):
-            report_violation(message)
+        for finding in password_length_violations(args.props, minimum):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

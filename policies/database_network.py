@@ -3,14 +3,14 @@ from listed networks, none of them the whole internet."""
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from supagate.policy_checks import network_violations
-from supagate.resource_types import PROJECT_SETTINGS
+from supagate.pack.settings_checks import network_violations
+from supagate.offline.resource_types import PROJECT_SETTINGS
 
 
 def validate(args, report_violation) -> None:
     if args.resource_type == PROJECT_SETTINGS:
-        for message in network_violations(args.props):
-            report_violation(message)
+        for finding in network_violations(args.props):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -2,14 +2,14 @@
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from supagate.policy_checks import ssl_violations
-from supagate.resource_types import PROJECT_SETTINGS
+from supagate.pack.settings_checks import ssl_violations
+from supagate.offline.resource_types import PROJECT_SETTINGS
 
 
 def validate(args, report_violation) -> None:
     if args.resource_type == PROJECT_SETTINGS:
-        for message in ssl_violations(args.props):
-            report_violation(message)
+        for finding in ssl_violations(args.props):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -3,15 +3,15 @@ its slug is on this policy's `allowUnverified` list and it checks a signature he
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ResourceValidationPolicy
 
-from supagate.policy_checks import function_jwt_violations
-from supagate.resource_types import EDGE_FUNCTION
+from supagate.pack.settings_checks import function_jwt_violations
+from supagate.offline.resource_types import EDGE_FUNCTION
 
 
 def validate(args, report_violation) -> None:
     if args.resource_type == EDGE_FUNCTION:
         allowed = (args.get_config() or {}).get("allowUnverified") or []
-        for message in function_jwt_violations(args.props, allowed):
-            report_violation(message)
+        for finding in function_jwt_violations(args.props, allowed):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -5,8 +5,8 @@ chosen tags."""
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ResourceValidationPolicy
 
-from supagate.policy_checks import environment_violations
-from supagate.resource_types import GITHUB_ENVIRONMENT
+from supagate.pack.settings_checks import environment_violations
+from supagate.offline.resource_types import GITHUB_ENVIRONMENT
 
 DEFAULT_PROTECTED = ["prod", "production"]
 
@@ -17,8 +17,8 @@ def validate(args, report_violation) -> None:
     protected = (args.get_config() or {}).get("protectedEnvironments") or DEFAULT_PROTECTED
     if args.props.get("environment") not in protected:
         return
-    for message in environment_violations(args.props):
-        report_violation(message)
+    for finding in environment_violations(args.props):
+        report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

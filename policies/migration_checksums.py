@@ -3,14 +3,14 @@ of the SQL that will run, recomputed here from the inputs."""
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from supagate.policy_checks import checksum_mismatches
-from supagate.resource_types import MIGRATIONS
+from supagate.pack.checks import checksum_mismatches
+from supagate.offline.resource_types import MIGRATIONS
 
 
 def validate(args, report_violation) -> None:
     if args.resource_type == MIGRATIONS:
-        for message in checksum_mismatches(args.props):
-            report_violation(message)
+        for finding in checksum_mismatches(args.props):
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -5,8 +5,8 @@ resource's `promotion` input; the checksums of the SQL are recomputed here."""
 
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 
-from supagate.policy_checks import function_promotion_violations, promotion_violations
-from supagate.resource_types import EDGE_FUNCTION, MIGRATIONS
+from supagate.pack.checks import function_promotion_violations, promotion_violations
+from supagate.offline.resource_types import EDGE_FUNCTION, MIGRATIONS
 
 
 def validate(args, report_violation) -> None:
@@ -16,12 +16,12 @@ def validate(args, report_violation) -> None:
     for resource in args.resources:
         if resource.resource_type != MIGRATIONS:
             continue
-        messages = promotion_violations(resource.props)
-        if messages is None:
+        findings = promotion_violations(resource.props)
+        if findings is None:
             continue
         checked = True
-        for message in messages + function_promotion_violations(resource.props["promotion"], functions):
-            report_violation(message, resource.urn)
+        for finding in findings + function_promotion_violations(resource.props["promotion"], functions):
+            report_violation(finding.sentence(), resource.urn)
     if not checked:
         args.not_applicable("no migrations resource promotes from a staging stack (this is not prod)")
 

@@ -4,12 +4,12 @@ migrations with row level security on."""
 
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 
-from supagate.policy_checks import rls_coverage
+from supagate.pack.checks import rls_coverage
 
 
 def validate(args, report_violation) -> None:
-    for message in rls_coverage((r.resource_type, r.props) for r in args.resources):
-        report_violation(message)
+    for finding in rls_coverage((r.resource_type, r.props) for r in args.resources):
+        report_violation(finding.sentence())
 
 
 policy = StackValidationPolicy(

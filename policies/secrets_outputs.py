@@ -4,15 +4,15 @@ no function secret is empty."""
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from supagate.policy_checks import secret_output_violations
-from supagate.resource_types import SECRET_INPUTS
+from supagate.pack.settings_checks import secret_output_violations
+from supagate.offline.resource_types import SECRET_INPUTS
 
 
 def validate(args, report_violation) -> None:
     if args.resource_type in SECRET_INPUTS:
-        for message in secret_output_violations(args.resource_type, args.props,
+        for finding in secret_output_violations(args.resource_type, args.props,
                                                 args.opts.additional_secret_outputs):
-            report_violation(message)
+            report_violation(finding.sentence())
 
 
 policy = ResourceValidationPolicy(

@@ -19,7 +19,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def cluster():
-    from supagate.embedded import EmbeddedPostgres
+    from supagate.postgres.embedded import EmbeddedPostgres
 
     with EmbeddedPostgres() as pg:
         yield pg
@@ -53,7 +53,7 @@ def write_migrations(directory: Path, files: dict[str, str]) -> Path:
 def app_db_url():
     """A whole fresh cluster: the app's pg_cron schedules need the `postgres` database,
     which pg_cron is tied to, so tests applying the app get a cluster of their own."""
-    from supagate.embedded import EmbeddedPostgres
+    from supagate.postgres.embedded import EmbeddedPostgres
 
     with EmbeddedPostgres() as pg:
         yield pg.url
@@ -74,7 +74,7 @@ def pack_python(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module", params=["staging", "prod"])
 def pack(request, pack_python):
-    from supagate.policy_host import PolicyPack, load_pack_config
+    from supagate.pack.host import PolicyPack, load_pack_config
 
     stack = request.param
     with PolicyPack(ROOT / "policies", python=pack_python, stack=stack) as running:

@@ -15,8 +15,8 @@ import pulumi
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource,
                             ResourceProvider, UpdateResult)
 
-from supagate import edge_functions
-from supagate.management_api import from_inputs
+from supagate.supabase_api import edge_functions
+from supagate.supabase_api.client import from_inputs
 
 CONTENT_KEYS = ("content_sha256", "entrypoint", "import_map", "static_patterns")
 

@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from supagate import function_secrets
-from supagate.function_secrets import digest
-from supagate.management_api import from_inputs
+from supagate.supabase_api import function_secrets
+from supagate.supabase_api.function_secrets import digest
+from supagate.supabase_api.client import from_inputs
 
 
 def _digests(props: dict[str, Any]) -> dict[str, str]:

@@ -12,48 +12,52 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from supagate import engine, preflight
-from supagate.db import redact
-from supagate.resource_types import migrations_from_inputs
+from supagate.delivery import preflight
+from supagate.migrations import runner
+from supagate.migrations.history import applied_checksums, compare, read_history
+from supagate.offline.resource_types import migrations_from_inputs
+from supagate.secrets import redact
 
 
-def _options(props: dict[str, Any]) -> engine.Options:
-    return engine.Options(lock_timeout=props.get("lock_timeout") or "10s",
+def _options(props: dict[str, Any]) -> runner.Options:
+    return runner.Options(lock_timeout=props.get("lock_timeout") or "10s",
                           statement_timeout=props.get("statement_timeout") or "15min",
                           include_all=bool(props.get("include_all")), lock_wait=120.0)
 
 
-def _applied_state(url: str) -> dict[str, Any]:
-    from supagate.db import connect
+def _applied_state(url: str, props: dict[str, Any]) -> dict[str, Any]:
+    """What the database applied, with each row's effective checksum (a row the Supabase
+    CLI wrote counts as its file's when the statements match), as the state keeps it."""
+    from supagate.postgres.connect import connect
 
     with connect(url) as conn:
-        history = engine.read_history(conn)
-    return {"applied": [{"version": v, "name": row.name, "checksum": row.checksum}
+        history = read_history(conn)
+    checksums = applied_checksums(history, migrations_from_inputs(props))
+    return {"applied": [{"version": v, "name": row.name, "checksum": checksums[v]}
                         for v, row in sorted(history.items())],
             "applied_versions": sorted(history)}
 
 
+def _recorded(props: dict[str, Any]) -> dict[str, str | None]:
+    return {a["version"]: a.get("checksum") for a in props.get("applied") or []}
+
+
 class MigrationsProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        applied = {a["version"]: a.get("checksum") for a in olds.get("applied") or []}
-        wanted = {m["version"]: m["checksum"] for m in news.get("migrations") or []}
-        pending = [v for v in wanted if v not in applied]
-        edited = [v for v, c in wanted.items() if v in applied and applied[v] not in (None, c)]
+        applied = _recorded(olds)
+        comparison = compare(applied, migrations_from_inputs(news))
+        # An edited applied file or a late new one stops the preview itself: `up` would
+        # refuse anyway, and CI should say so first. Rows another tool applied without a
+        # file of ours are `refresh`'s business (drift), not the preview's.
+        problems = comparison.problems(bool(news.get("include_all")), allow_missing=True, applied=applied)
+        if problems:
+            raise Exception("failed to plan migrations: " + "\n".join(problems))
         settings_changed = any(olds.get(k) != news.get(k)
                                for k in ("db_url", "lock_timeout", "statement_timeout", "include_all"))
-        changed = bool(pending or edited or settings_changed)
-        late = [v for v in pending if v < max(applied, default="")] if not news.get("include_all") else []
-        if edited or late:
-            # Stop the preview itself: `up` would refuse anyway, and CI should say so first.
-            problems = [f"applied migrations whose file changed: {', '.join(sorted(edited))} (restore the files, "
-                        "or accept them with `supagate migrate --repair VERSION` and then `pulumi refresh`)"
-                        ] if edited else []
-            problems += [f"new migrations older than the newest applied one: {', '.join(sorted(late))} (give them "
-                         "a newer timestamp)"] if late else []
-            raise Exception("failed to plan migrations: " + "; ".join(problems))
-        if pending:
-            pulumi.log.info(f"pending migrations: {', '.join(sorted(pending))}")
-        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+        if comparison.pending:
+            pulumi.log.info(f"pending migrations: {', '.join(m.version for m in comparison.pending)}")
+        return DiffResult(changes=bool(comparison.pending or settings_changed), replaces=[],
+                          delete_before_replace=False)
 
     def _run(self, props: dict[str, Any]) -> dict[str, Any]:
         url = props["db_url"]
@@ -61,8 +65,8 @@ class MigrationsProvider(ResourceProvider):
             checks = props.get("preflight")
             if checks:  # prod: stop before anything changes when the database is not ready
                 preflight.require(url, preflight.Limits(**checks["limits"]), checks.get("api"))
-            engine.migrate(url, migrations_from_inputs(props), _options(props), progress=pulumi.log.info)
-            return {**props, **_applied_state(url), "drift": []}
+            runner.migrate(url, migrations_from_inputs(props), _options(props), progress=pulumi.log.info)
+            return {**props, **_applied_state(url, props), "drift": []}
         except Exception as exc:
             # Never let the connection string reach the engine's logs.
             raise Exception(redact(str(exc), url)) from None
@@ -78,15 +82,14 @@ class MigrationsProvider(ResourceProvider):
         if not url:
             return ReadResult(id_, props)
         try:
-            state = _applied_state(url)
+            state = _applied_state(url, props)
         except Exception as exc:
             raise Exception(redact(str(exc), url)) from None
-        recorded = {a["version"]: a.get("checksum") for a in props.get("applied") or []}
-        live = {a["version"]: a.get("checksum") for a in state["applied"]}
-        drift = sorted(
-            [f"{v}: applied outside this stack" for v in live if v not in recorded]
-            + [f"{v}: no longer applied" for v in recorded if v not in live]
-            + [f"{v}: checksum changed" for v in live if v in recorded and live[v] != recorded[v]])
+        live = {a["version"]: a["checksum"] for a in state["applied"]}
+        comparison = compare(live, migrations_from_inputs(props))
+        drift = sorted([f"{v}: applied outside this stack" for v in comparison.missing]
+                       + [f"{m.version}: checksum changed" for m in comparison.edited]
+                       + [f"{v}: no longer applied" for v in _recorded(props) if v not in live])
         return ReadResult(id_, {**props, **state, "drift": drift})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from supagate import project_settings as settings_api
-from supagate.management_api import from_inputs
+from supagate.supabase_api import project_settings as settings_api
+from supagate.supabase_api.client import from_inputs
 
 def _desired(props: dict[str, Any]) -> dict[str, Any]:
     return {area: props[area] for area in settings_api.AREAS if props.get(area) is not None}

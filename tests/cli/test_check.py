@@ -82,7 +82,7 @@ def test_target_history_finds_edited_migration(db_url, tmp_path):
 
 
 def test_shadow_password_never_reaches_a_command_line_or_the_output(tmp_path, db_url):
-    from supagate.shadow import run_advisors
+    from supagate.gates.shadow.advisors import run_advisors
 
     password = "sh4dow-pw-never-printed"
     url = db_url.replace("postgres@", f"postgres:{password}@")

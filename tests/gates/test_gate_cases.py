@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from supagate import engine, static_analysis
-from supagate.gate import CheckOptions, check
-from supagate.migrations import load_migrations
-from supagate.rules import MANDATORY, RULES
+from supagate.migrations import runner
+from supagate.gates.catalog import replay as static_analysis
+from supagate.gates.check import CheckOptions, run_gates as check
+from supagate.migrations.files import load_migrations
+from supagate.gates.registry import MANDATORY, RULES
 from tests.conftest import write_migrations
 
 CASES_DIR = Path(__file__).parent / "cases"
@@ -36,7 +37,7 @@ def _directory(root: Path, files: dict[str, str], down: dict[str, str] | None = 
 def _history_db(cluster, tmp_path: Path, name: str, files: dict[str, str]) -> str:
     url = cluster.create_database(f"{name}_{tmp_path.name[-20:].replace('-', '_')}".lower())
     if files:
-        engine.migrate(url, load_migrations(_directory(tmp_path / name, files)), progress=lambda _: None)
+        runner.migrate(url, load_migrations(_directory(tmp_path / name, files)), progress=lambda _: None)
     return url
 
 

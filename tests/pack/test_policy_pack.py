@@ -1,25 +1,22 @@
 """Every policy's pass/fail cases through the real pack process over gRPC, for both stacks'
-configs: a violation is mandatory on prod and advisory on staging (checksums and secret
-outputs are mandatory on both)."""
+configs: each violation carries the level the rule registry gives the stack's tier
+(supagate/gates/registry.py), as policies/config/<stack>.json sets it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import sys
-
 import pytest
 import yaml
 
-from supagate.migrations import load_migrations
-from supagate.resource_types import MIGRATIONS, PROJECT_SETTINGS, migration_inputs
+from supagate.gates.registry import STATIC_RULES, policy_levels, tier_of
+
+from supagate.migrations.files import load_migrations
+from supagate.offline.resource_types import MIGRATIONS, PROJECT_SETTINGS, migration_inputs
 from tests.conftest import write_migrations
 from tests.gates.test_gate_cases import CASES_DIR as GATE_CASES
 
 CASES_DIR = Path(__file__).parent / "cases"
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "policies"))
-MANDATORY_ON_STAGING = {"supabase-migrations-verify-checksums", "supabase-secrets-require-secret-outputs"}
-ADVISORY_ON_PROD = {"supabase-rls-require-policy"}
 URN = "urn:pulumi:{stack}::supabase-platform::{type}::{name}"
 
 
@@ -29,11 +26,7 @@ def _resource(stack: str, type_: str, name: str, inputs: dict, secret_outputs=()
 
 
 def _expected_level(stack: str, policy: str) -> str:
-    if policy in MANDATORY_ON_STAGING:
-        return "mandatory"
-    if stack == "prod":
-        return "advisory" if policy in ADVISORY_ON_PROD else "mandatory"
-    return "advisory"
+    return policy_levels(tier_of(stack))[policy]
 
 
 def _resource_cases():
@@ -48,7 +41,7 @@ def test_resource_policy_case(pack, type_, case):
     stack, running, _ = pack
     resource = _resource(stack, case.get("type") or type_, case["name"], case["inputs"],
                          case.get("additional_secret_outputs", ["db_url", "secrets"]))
-    found = [v for v in running.analyze(resource) if v.policy == case["policy"]]
+    found = [v for v in running.analyze(resource) if v.rule == case["policy"]]
     if case["expect"] == "violation":
         assert found, f"{case['policy']} did not fire"
         assert {v.enforcement for v in found} == {_expected_level(stack, case["policy"])}
@@ -58,11 +51,10 @@ def test_resource_policy_case(pack, type_, case):
 
 
 def _migration_cases():
-    import migration_rules  # the pack module: its rule -> policy name table
-
+    policies = {rule.id: rule.policy for rule in STATIC_RULES}
     for path in sorted(GATE_CASES.glob("*.yaml")):
         document = yaml.safe_load(path.read_text())
-        policy = migration_rules.POLICY_NAMES.get(document["rule"])
+        policy = policies.get(document["rule"])
         if policy is None:
             continue  # shadow-database and history rules run in `supagate check`
         for case in document["cases"]:
@@ -81,7 +73,7 @@ def test_migration_rule_policy_case(pack, policy, advisory_rule, case, tmp_path)
     inputs = {"db_url": "postgresql://postgres@127.0.0.1/postgres",
               "migrations": migration_inputs(load_migrations(source)), "exposed_schemas": ["public", "graphql_public"]}
     found = [v for v in running.analyze(_resource(stack, MIGRATIONS, "database-migrations", inputs, ["db_url"]))
-             if v.policy == policy]
+             if v.rule == policy]
     if case["expect"] == "unsafe" and not _allowed(case):
         assert found, f"{policy} did not fire"
         assert {v.enforcement for v in found} == {_expected_level(stack, policy)}
@@ -115,9 +107,9 @@ def test_rls_coverage_reads_the_api_settings_exposed_schemas(pack, tmp_path):
     stack, running, _ = pack
     migrations = _migrations_resource(stack, tmp_path, {**NOTES, **PRIVATE})
     covered = running.analyze_stack([migrations, _settings_resource(stack, "public,graphql_public")])
-    assert not [v for v in covered if v.policy == "supabase-stack-require-rls-coverage"]
+    assert not [v for v in covered if v.rule == "supabase-stack-require-rls-coverage"]
     leaking = running.analyze_stack([migrations, _settings_resource(stack, "public,private")])
-    found = [v for v in leaking if v.policy == "supabase-stack-require-rls-coverage"]
+    found = [v for v in leaking if v.rule == "supabase-stack-require-rls-coverage"]
     assert len(found) == 1 and "private.ledger" in found[0].message
     assert found[0].enforcement == _expected_level(stack, "supabase-stack-require-rls-coverage")
 
@@ -129,20 +121,20 @@ def test_promotion_needs_every_migration_on_staging_with_the_same_checksum(pack,
                  _migrations_resource(stack, tmp_path / "a", files)["inputs"]["migrations"]}
     promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": {}}
     ok = running.analyze_stack([_migrations_resource(stack, tmp_path / "b", files, promotion=promoted)])
-    assert not [v for v in ok if v.policy == "supabase-migrations-require-staging-first"]
+    assert not [v for v in ok if v.rule == "supabase-migrations-require-staging-first"]
     behind = {**promoted, "checksums": {"20250101000000": checksums["20250101000000"]}}
     found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "c", files, promotion=behind)])
-             if v.policy == "supabase-migrations-require-staging-first"]
+             if v.rule == "supabase-migrations-require-staging-first"]
     assert len(found) == 1 and "20250102000000_private.sql" in found[0].message
-    assert found[0].resource.endswith("::database-migrations")
+    assert found[0].object.endswith("::database-migrations")
     tampered = {**promoted, "checksums": {**checksums, "20250101000000": "0" * 64}}
     found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "d", files, promotion=tampered)])
-             if v.policy == "supabase-migrations-require-staging-first"]
+             if v.rule == "supabase-migrations-require-staging-first"]
     assert len(found) == 1 and "applied a different version" in found[0].message
 
 
 def test_promotion_needs_every_function_on_staging_with_the_same_code(pack, tmp_path):
-    from supagate.resource_types import EDGE_FUNCTION
+    from supagate.offline.resource_types import EDGE_FUNCTION
 
     stack, running, _ = pack
     checksums = {m["version"]: m["checksum"] for m in
@@ -154,7 +146,7 @@ def test_promotion_needs_every_function_on_staging_with_the_same_code(pack, tmp_
         promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": hashes}
         resources = [_migrations_resource(stack, tmp_path / str(len(str(hashes))), NOTES, promotion=promoted), function]
         return [v.message for v in running.analyze_stack(resources)
-                if v.policy == "supabase-migrations-require-staging-first"]
+                if v.rule == "supabase-migrations-require-staging-first"]
 
     assert violations({"health-check": "a" * 64}) == []
     assert "Edge function health-check would deploy code staging" in violations({"health-check": "b" * 64})[0]
@@ -165,14 +157,17 @@ def test_forged_checksum_is_mandatory_on_both_stacks(pack, tmp_path):
     stack, running, _ = pack
     resource = _migrations_resource(stack, tmp_path, NOTES)
     resource["inputs"]["migrations"][0]["sql"] += "drop table public.notes;\n"
-    found = [v for v in running.analyze(resource) if v.policy == "supabase-migrations-verify-checksums"]
+    found = [v for v in running.analyze(resource) if v.rule == "supabase-migrations-verify-checksums"]
     assert found and found[0].enforcement == "mandatory"
 
 
 def test_pack_lists_every_policy_with_description_and_remediation(pack):
     _, running, levels = pack
+    stack = pack[0]
     info = running.info()
     assert info.name == "supabase-platform"
     assert len(info.policies) == len(levels) >= 20
+    # The pack has exactly the policies the registry knows, at the registry's levels.
+    assert levels == policy_levels(tier_of(stack))
     for policy in info.policies:
         assert policy.name.startswith("supabase-") and policy.description and policy.remediation_steps

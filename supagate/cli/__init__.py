@@ -1,0 +1,60 @@
+"""`supagate`: the command-line front door to the same code the Pulumi program uses.
+
+One module per command (as the Supabase CLI has one per command), each registering its
+parser; a command imports what it needs only when it runs, so start-up stays cheap.
+Exit codes: 0 ok, 1 blocked or failed, 2 bad usage or bad input. With `--format json`
+one JSON document goes to stdout; progress and human text go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from supagate.cli import check, local, migrate, plan, verify, workflows
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
+from supagate.errors import BadInput, Failed
+
+COMMANDS = (migrate, check, plan, verify, workflows, local)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except BadInput as exc:
+        err(f"supagate: {exc}")
+        return EXIT_USAGE
+    except Failed as exc:
+        err(f"supagate: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err("supagate: interrupted")
+        return 130
+    except Exception as exc:
+        psycopg = sys.modules.get("psycopg")  # loaded only by commands that talk to a database
+        if psycopg is None or not isinstance(exc, psycopg.Error):
+            raise
+        from supagate.secrets import redact
+
+        url = getattr(args, "db_url", None) or os.environ.get(DB_URL_ENV)
+        err(f"supagate: failed to {args.command}: {redact(str(exc).strip(), url)}\n"
+            "Check the database is reachable and the user may create schemas and tables.")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from supagate.cli import main
+
+sys.exit(main())

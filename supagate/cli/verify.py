@@ -1,0 +1,37 @@
+"""`supagate verify`: post-deploy verification of a live database, read only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, db_url, emit_json, err, stack_settings
+
+
+def register(sub) -> None:
+    ver = sub.add_parser("verify", help="check a deployed database: tables, RLS, policies, matviews, jobs, health")
+    ver.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV})")
+    ver.add_argument("--stack", help="read exposed schemas, migrations directory and health URL from this stack")
+    ver.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
+    ver.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
+    ver.add_argument("--health-url", help="health-check function URL (default: the stack's monitoring.healthUrl)")
+    ver.add_argument("--no-health", action="store_true", help="skip the health-check call")
+    ver.add_argument("--format", choices=("text", "json"), default="text")
+    ver.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from supagate.delivery.verify import render_lines, verify
+    from supagate.migrations.files import load_migrations
+
+    url = db_url(args)
+    settings = stack_settings(args.stack, args.stack_file) if args.stack else None
+    exposed = tuple(settings.exposed_schemas) if settings else ("public", "graphql_public")
+    directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
+    health_url = None if args.no_health else (
+        args.health_url or (settings.monitoring.health_url if settings else "") or None)
+    result = verify(url, load_migrations(directory, warn=err), exposed, health_url)
+    if args.format == "json":
+        emit_json(result.to_json())
+    for line in render_lines(result):
+        err(line)
+    return EXIT_OK if result.ok else EXIT_FAILED

@@ -1,0 +1,98 @@
+"""Loading a stack's settings: from the engine's config or straight from a
+Pulumi.<stack>.yaml, validated as a whole into one error that names every bad key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from supagate.config.models import NAMESPACE, Settings
+from supagate.errors import BadInput
+
+
+class SettingsError(BadInput):
+    """Every problem in a stack's config, one per line, each naming its key."""
+
+
+def load_settings(stack: str, values: Mapping[str, Any], source: str) -> Settings:
+    """Validate `values` (config keys without the namespace, raw JSON strings or values).
+
+    `source` names where they came from (the stack file) for the error message."""
+    data: dict[str, Any] = {"stack": stack}
+    problems: list[str] = []
+    for key, raw in values.items():
+        if isinstance(raw, str) and raw.startswith(("[", "{")):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{NAMESPACE}:{key}: not valid JSON ({exc.msg})")
+                continue
+        elif isinstance(raw, str) and raw in ("true", "false"):
+            raw = raw == "true"
+        data[key] = raw
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            location = ".".join(str(part) for part in error["loc"])
+            key = f"{NAMESPACE}:{location}" if location else f"{NAMESPACE} (stack {stack})"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key; check its spelling against Pulumi.yaml"
+            elif error["type"] == "missing":
+                message = f"required; set it with `pulumi config set {location} VALUE --stack {stack}`"
+            problems.append(f"{key}: {message}")
+        settings = None
+    if problems:
+        raise SettingsError(f"failed to load settings from {source}:\n  " + "\n  ".join(problems)
+                            + "\nFix those keys in the stack file (or with `pulumi config set`); "
+                              "nothing was deployed.")
+    return settings
+
+
+def settings_from_stack_file(stack: str, path) -> Settings:
+    """Read a Pulumi.<stack>.yaml directly (used by tests, `supagate check` and `plan`)."""
+    return load_settings(stack, stack_file_values(path), str(path))
+
+
+def stack_file_values(path) -> dict[str, Any]:
+    """The stack file's config values (without the namespace), ready for the program.
+
+    `secure:` values cannot be decrypted without the Pulumi CLI, so they are replaced with
+    placeholders of the right shape; real values only ever come from the engine."""
+    import yaml
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"failed to read {path}: {exc}\nCheck the file exists and is valid YAML.") from None
+    config = document.get("config") or {}
+    values = {}
+    for full_key, value in config.items():
+        namespace, _, key = str(full_key).partition(":")
+        if namespace != NAMESPACE:
+            continue
+        values[key] = _placeholder_secrets(key, value)
+    # Secrets set only through the engine are absent from the file: stand in for them.
+    values.setdefault("dbUrl", _PLACEHOLDER_URL)
+    values.setdefault("supabaseAccessToken", "sbp_placeholder")
+    secrets = dict(values.get("functionSecrets") or {})
+    for name in values.get("secretNames") or ():
+        secrets.setdefault(name, "placeholder")
+    values["functionSecrets"] = secrets
+    return values
+
+
+_PLACEHOLDER_URL = "postgresql://postgres:placeholder@127.0.0.1:5432/postgres"
+
+
+def _placeholder_secrets(key: str, value):
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return _PLACEHOLDER_URL if key == "dbUrl" else "placeholder"
+    if isinstance(value, dict):
+        return {k: _placeholder_secrets(k, v) for k, v in value.items()}
+    return value

@@ -1,0 +1,237 @@
+"""Stack settings: `supabase-platform:*` config of one stack, loaded once into frozen models.
+
+Pulumi.yaml gives every key its type, default and description; these models check the
+values (ranges, formats, cross-key rules); config/loading.py turns their errors into one
+message that names each key and the stack file, before the program registers a single
+resource.
+Secret values are held as SecretStr (masked in repr and errors) and wrapped as Pulumi
+secrets by the components.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, field_validator,
+                      model_validator)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "supabase-platform"
+SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
+               "verifyDbUrl")
+_TIMEOUT = r"^\d+(ms|s|min|h)?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
+                              populate_by_name=True)
+
+
+class AuthSettings(_Model):
+    site_url: str = "http://localhost:3000"
+    redirect_urls: tuple[str, ...] = ()
+    jwt_expiry: int = Field(3600, ge=30, le=604800)
+    password_min_length: int = Field(10, ge=6, le=72)
+    password_requirements: Literal["", "letters_digits", "lower_upper_letters_digits",
+                                   "lower_upper_letters_digits_symbols"] = "lower_upper_letters_digits"
+    mfa_totp: bool = True
+    signup_enabled: bool = True
+    email_confirmations: bool = True
+    rate_limit_email_sent: int = Field(30, ge=1)
+
+    @field_validator("site_url", "redirect_urls")
+    @classmethod
+    def _urls(cls, value):
+        for url in ([value] if isinstance(value, str) else value):
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+
+class BackupSettings(_Model):
+    pitr_enabled: bool = False
+    max_backup_age_hours: int = Field(24, ge=1, le=168)
+
+
+class FunctionOverride(_Model):
+    verify_jwt: bool | None = None
+    signature_header: str | None = None  # required when verify_jwt is off
+    import_map: str | None = None
+
+
+class EnvironmentSettings(_Model):
+    reviewers: tuple[str, ...] = ()
+    prevent_self_review: bool = True
+    wait_timer_minutes: int = Field(0, ge=0, le=43200)
+    deployment_branches: tuple[str, ...] = ("main",)
+    deployment_tags: tuple[str, ...] = ()
+    admins_bypass: bool = False
+
+
+class GithubSettings(_Model):
+    repository: str = ""
+    environment: EnvironmentSettings = EnvironmentSettings()
+    required_checks: tuple[str, ...] = ("tests", "gate", "preview-staging", "preview-prod")
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if value and not re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", value):
+            raise ValueError(f"{value!r} is not owner/name")
+        return value
+
+
+class MonitoringSettings(_Model):
+    health_url: str = ""
+    interval_minutes: int = Field(5, ge=5, le=1440)
+    max_overdue_jobs: int = Field(25, ge=0)
+    max_dead_letters_24h: int = Field(10, ge=0, alias="maxDeadLetters24h")
+    max_transaction_age_seconds: int = Field(300, ge=1)
+    max_connections_percent: int = Field(80, ge=1, le=100)
+
+
+class PoolerSettings(_Model):
+    default_pool_size: int | None = Field(None, ge=0, le=3000)
+    pool_mode: Literal["transaction", "session"] = "transaction"
+
+
+class StorageSettings(_Model):
+    file_size_limit: int = Field(52428800, ge=0, le=536870912000)  # bytes
+    image_transformation: bool = False
+
+
+class FeatureFlag(_Model):
+    enabled: bool = False
+    rollout_percentage: int = Field(100, ge=0, le=100)
+    audience: Literal["everyone", "coaches", "members"] = "everyone"
+    description: str = ""
+
+
+class MigrationSettings(_Model):
+    directory: str = "supabase/migrations"
+    lock_timeout: str = Field("10s", pattern=_TIMEOUT)
+    statement_timeout: str = Field("15min", pattern=_TIMEOUT)
+
+
+class Settings(_Model):
+    stack: str
+    project_ref: str
+    region: str = "us-east-1"
+    exposed_schemas: tuple[str, ...] = ("public", "graphql_public")
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    postgres: dict[str, str | int | float | bool] = {}
+    allow_restart: bool = False
+    auth: AuthSettings = AuthSettings()
+    pooler: PoolerSettings | None = None
+    storage: StorageSettings | None = None
+    management_api_url: str = "https://api.supabase.com"
+    network_restrictions: tuple[str, ...] = ()
+    ssl_enforced: bool = True
+    backups: BackupSettings = BackupSettings()
+    functions: dict[str, FunctionOverride] = {}
+    secret_names: tuple[str, ...] = ()
+    github: GithubSettings = GithubSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    feature_flags: dict[str, FeatureFlag] = {}
+    migrations: MigrationSettings = MigrationSettings()
+    staging_stack: str = ""  # fully qualified stack reference prod promotes from
+    # secrets
+    db_url: SecretStr | None = None
+    supabase_access_token: SecretStr | None = None
+    function_secrets: dict[str, SecretStr] = {}
+    github_token: SecretStr | None = None
+    pulumi_access_token: SecretStr | None = None
+    verify_db_url: SecretStr | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.stack == "prod"
+
+    @field_validator("project_ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not re.match(r"^[a-z]{20}$", value):
+            raise ValueError("must be the 20 lower-case letters of the project's reference "
+                             "(Project Settings > General)")
+        return value
+
+    @field_validator("exposed_schemas")
+    @classmethod
+    def _schemas(cls, value):
+        for schema in value:
+            if not re.match(r"^[a-z_][a-z0-9_]*$", schema):
+                raise ValueError(f"{schema!r} is not a schema name")
+        if not value:
+            raise ValueError("at least one schema must be exposed")
+        return value
+
+    @field_validator("postgres")
+    @classmethod
+    def _postgres(cls, value):
+        from supagate.supabase_api.areas import POSTGRES_PARAMETERS
+
+        for key, item in value.items():
+            if key not in POSTGRES_PARAMETERS:
+                raise ValueError(f"{key!r} cannot be set through the Management API (settable: "
+                                 f"{', '.join(sorted(POSTGRES_PARAMETERS))}); set it in a migration with "
+                                 "ALTER ROLE/ALTER DATABASE instead")
+            wanted = POSTGRES_PARAMETERS[key]
+            if wanted is bool and not isinstance(item, bool) or wanted is int and (
+                    isinstance(item, bool) or not isinstance(item, int)):
+                raise ValueError(f"{key} must be a {wanted.__name__}, not {item!r}")
+        return value
+
+    @field_validator("management_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("network_restrictions")
+    @classmethod
+    def _cidrs(cls, value):
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a valid CIDR ({exc})") from None
+        return value
+
+    @field_validator("secret_names")
+    @classmethod
+    def _secret_names(cls, value):
+        for name in value:
+            if name.startswith("SUPABASE_"):
+                raise ValueError(f"{name!r}: names starting with SUPABASE_ are reserved by Supabase")
+            if not re.match(r"^[A-Z_][A-Z0-9_]*$", name):
+                raise ValueError(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value):
+        if value is not None and not re.match(r"^postgres(ql)?://", value.get_secret_value()):
+            raise ValueError("must be a postgresql:// connection string")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        problems = []
+        missing = [n for n in self.secret_names if n not in self.function_secrets]
+        if missing:
+            problems.append(f"secretNames lists {', '.join(missing)} but functionSecrets has no value "
+                            "for them (pulumi config set --secret --path "
+                            f"'functionSecrets.{missing[0]}' VALUE)")
+        for slug, override in self.functions.items():
+            if override.verify_jwt is False and not override.signature_header:
+                problems.append(f"functions.{slug}: verifyJwt is false without a signatureHeader; "
+                                "say which header the function checks instead")
+        if self.is_prod and "0.0.0.0/0" in self.network_restrictions:
+            problems.append("networkRestrictions: 0.0.0.0/0 opens the prod database to the internet; "
+                            "list the CIDRs that need access")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

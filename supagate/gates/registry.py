@@ -1,0 +1,66 @@
+"""The rule registry: the one place that says which gate rules and pack policies exist,
+which pack policy enforces each rule, and how strictly each tier enforces them.
+
+Everything else is built from it: the pack's per-rule policies (policies/migration_rules.py),
+the check's verdict, the accepted `gate:allow` ids; a test fails when
+policies/config/<stack>.json disagrees with it. Each rule lives in gates/rules/<id>.py."""
+
+from __future__ import annotations
+
+from supagate.findings import ADVISORY, MANDATORY, Finding
+from supagate.gates.rule import DEVELOPMENT, PRODUCTION, STAGING, Rule
+from supagate.gates.rules import (destructive_unapproved, function_search_path, index_not_concurrent,
+                                  matview_exposed, migration_edited, migration_failed, migration_out_of_order,
+                                  not_promoted, policy_permissive_write, policy_public_read_personal,
+                                  policy_user_metadata, probe_incomplete, rls_disabled, rls_isolation_leak,
+                                  rls_missing, rls_no_policy, view_auth_users, view_security_definer)
+
+RULES: dict[str, Rule] = {m.RULE.id: m.RULE for m in (
+    rls_missing, rls_disabled, rls_no_policy, policy_permissive_write, policy_public_read_personal,
+    policy_user_metadata, view_security_definer, view_auth_users, matview_exposed, function_search_path,
+    destructive_unapproved, index_not_concurrent, migration_edited, migration_out_of_order, not_promoted,
+    migration_failed, rls_isolation_leak, probe_incomplete)}
+# Rules from other tools are namespaced: `advisor/<lint name>`, `squawk/<rule name>`.
+EXTERNAL_PREFIXES = ("advisor/", "squawk/")
+
+# Pack policies that enforce a setting rather than a gate rule: (production, staging, development).
+SETTING_POLICIES: dict[str, tuple[str, str, str]] = {
+    "supabase-migrations-verify-checksums": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-secrets-require-secret-outputs": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-stack-require-rls-coverage": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-database-require-ssl": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-database-require-network-restrictions": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-auth-limit-jwt-expiry": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-auth-require-password-length": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-functions-require-jwt": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-github-protect-environment": (MANDATORY, ADVISORY, ADVISORY),
+}
+_TIER_INDEX = {PRODUCTION: 0, STAGING: 1, DEVELOPMENT: 2}
+# The rules the pack re-analyses from the SQL in the Migrations inputs, one policy each.
+STATIC_RULES = tuple(r for r in RULES.values() if r.policy and (
+    r.end_state is not None or r.id in ("destructive-unapproved", "index-not-concurrent")))
+
+
+def tier_of(stack: str) -> str:
+    """The tier whose enforcement a stack gets."""
+    return PRODUCTION if stack == "prod" else STAGING
+
+
+def policy_levels(tier: str) -> dict[str, str]:
+    """Every pack policy -> its enforcement level on `tier`."""
+    levels = {r.policy: r.enforcement(tier) for r in RULES.values() if r.policy}
+    levels.update({name: tiers[_TIER_INDEX[tier]] for name, tiers in SETTING_POLICIES.items()})
+    return levels
+
+
+def enforcement_for(finding: Finding, tier: str) -> str:
+    rule = RULES.get(finding.rule)
+    if rule is not None:
+        return rule.enforcement(tier)
+    if finding.rule.startswith("advisor/") and tier == PRODUCTION and finding.level == "ERROR":
+        return MANDATORY
+    return ADVISORY
+
+
+def known_rule(rule: str) -> bool:
+    return rule in RULES or rule.startswith(EXTERNAL_PREFIXES)

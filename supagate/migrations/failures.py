@@ -1,0 +1,102 @@
+"""Where a migration file failed: the statement, its line and an excerpt with a caret,
+from the server's error position, or by replaying the file statement by statement in a
+transaction that rolls back."""
+
+from __future__ import annotations
+
+import psycopg
+
+from supagate.errors import Failed
+from supagate.secrets import redact
+
+
+class MigrationError(Failed):
+    """A run that stopped; the message says what, where, and the next step."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.file, self.line = file, line  # the failing statement, when one is known
+
+
+def locate_failure(conn, migration, prefix, batch, starts, exc: psycopg.Error, url: str) -> MigrationError:
+    """Name the failing statement: from the error position when the server gives one,
+    else by replaying the file statement by statement in a transaction that rolls back.
+    When no statement of the file fails, it was the history insert that did."""
+    position = int(exc.diag.statement_position) if exc.diag.statement_position else 0
+    if len(prefix) < position <= len(batch):
+        for offset, number, statement in reversed(starts):
+            if position - 1 >= offset:
+                return statement_error(conn, migration, number, statement, exc, url, True,
+                                        position=position - offset)
+    if position <= len(batch):
+        try:
+            with conn.transaction(force_rollback=True):
+                psycopg.ClientCursor(conn).execute(prefix.removeprefix("BEGIN;\n"))
+                for _, number, statement in starts:
+                    try:
+                        conn.execute(statement.text)
+                    except psycopg.Error as replayed:
+                        return statement_error(conn, migration, number, statement, replayed, url, True)
+        except psycopg.Error:
+            pass
+    if exc.diag.sqlstate in ("55P03", "57014"):  # a timeout the replay did not meet again
+        return MigrationError(f"failed to apply {migration.path or migration.filename}: "
+                              f"{redact(exc.diag.message_primary or str(exc), url)}\n"
+                              "Nothing from this file was applied; earlier files stay applied. Retry when "
+                              "the database is less busy, or raise the file's lock_timeout/statement_timeout.")
+    return MigrationError(f"failed to record {migration.filename}: {redact(str(exc).strip(), url)}\n"
+                          "Nothing from this file was applied; earlier files stay applied.")
+
+
+def statement_error(conn, migration, number, statement, exc: psycopg.Error, url: str,
+                     transactional: bool, position: int | None = None) -> MigrationError:
+    diag = exc.diag
+    if position is None:
+        position = int(diag.statement_position) if diag.statement_position else 0
+    line = statement.line + statement.text[: max(position - 1, 0)].count("\n")
+    where = migration.path or migration.filename
+    lines = [f"failed to apply {where}: statement {number} at line {line}: "
+             f"{redact(diag.message_primary or str(exc).strip(), url)}"]
+    if diag.message_detail:
+        lines.append(f"  detail: {redact(diag.message_detail, url)}")
+    excerpt = _excerpt(statement.text, position)
+    lines.append("  " + excerpt.replace("\n", "\n  "))
+    if diag.sqlstate == "55P03":
+        lines.append("The statement waited longer than lock_timeout for a lock held by another "
+                     "transaction. Retry when it is idle, or raise the limit for this file with "
+                     "`-- supagate: lock_timeout=30s`.")
+    elif diag.sqlstate == "57014":
+        lines.append("The statement ran longer than statement_timeout. Raise the limit for this "
+                     "file with `-- supagate: statement_timeout=30min` if that is expected.")
+    if transactional:
+        lines.append("Nothing from this file was applied; earlier files stay applied. "
+                     "Fix the statement and run again.")
+    else:
+        lines.append("Statements before this one were applied (this file runs outside a "
+                     "transaction); its history row was not written, so the file runs again next time.")
+        invalid = _invalid_indexes(conn)
+        if invalid:
+            lines.append("Invalid indexes left behind: " + ", ".join(invalid)
+                         + ". Drop them (DROP INDEX CONCURRENTLY ...) before running again.")
+    return MigrationError("\n".join(lines), file=where, line=line)
+
+
+def _excerpt(text: str, position: int, context: int = 2) -> str:
+    if position <= 0:
+        head = text.splitlines()
+        return "\n".join(head[:3]) + ("\n..." if len(head) > 3 else "")
+    before = text[: position - 1]
+    row = before.count("\n")
+    column = len(before) - (before.rfind("\n") + 1)
+    rows = text.splitlines()
+    start = max(0, row - context)
+    shown = rows[start: row + 1] + [" " * column + "^"]
+    return "\n".join(shown)
+
+
+def _invalid_indexes(conn) -> list[str]:
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid").fetchall()]
+    except psycopg.Error:
+        return []

@@ -1,0 +1,134 @@
+"""`supagate plan`: the program evaluated offline under the SDK's mock runtime with a
+stack's settings, then the real policy pack run over every resource and the stack, as
+`pulumi preview --policy-pack policies --policy-pack-config policies/config/<stack>.json`
+would, but with no Pulumi CLI, backend or cloud credentials."""
+
+from __future__ import annotations
+
+from supagate.errors import BadInput, Failed
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from supagate.migrations.files import load_migrations
+from supagate.findings import Finding
+from supagate.pack.host import PolicyPack, load_pack_config, pack_python, violation_json
+from supagate.config.loading import load_settings, stack_file_values
+from supagate.config.models import Settings
+
+SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "githubToken"]
+
+
+class PlanError(Failed):
+    pass
+
+
+class PlanInputError(BadInput):
+    """A missing or unreadable stack file or outputs file (exit 2)."""
+
+
+@dataclass
+class PlanResult:
+    resources: list[dict]
+    violations: list[Finding]  # rule: the policy; object: the resource's URN
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return any(v.enforcement == "mandatory" for v in self.violations)
+
+    def to_json(self) -> dict:
+        return {"resources": [{"type": r["type"], "name": r["name"], "parent": r["parent"] or None}
+                              for r in self.resources],
+                "violations": [violation_json(v) for v in self.violations]}
+
+
+def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Path | None = None,
+         staging_outputs: Path | None = None, progress: Callable[[str], None] = lambda _: None) -> PlanResult:
+    root = root.resolve()
+    stack_file = stack_file or root / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        raise PlanInputError(f"{stack_file}: no such stack file\nCreate it (pulumi stack init {stack}) or pass --stack-file.")
+    values = stack_file_values(stack_file)
+    settings = load_settings(stack, values, str(stack_file))
+    notes: list[str] = []
+    outputs = _stack_outputs(root, settings, staging_outputs, notes)
+
+    progress(f"Evaluating __main__.py for stack {stack} under the mock runtime...")
+    request = {"root": str(root), "stack": stack, "config": values, "secret_keys": SECRET_KEYS,
+               "stack_outputs": outputs}
+    done = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    if done.returncode != 0:
+        raise PlanError(f"failed to evaluate the program: {done.stderr.strip()[-1500:]}")
+    evaluated = json.loads(done.stdout)
+    if evaluated["error"]:
+        raise PlanError(f"failed to evaluate the program: {evaluated['error']}")
+    resources = evaluated["registrations"]
+
+    pack_dir = root / "policies"
+    config_path = pack_config or pack_dir / "config" / f"{stack}.json"
+    if not config_path.exists():
+        notes.append(f"no {config_path.relative_to(root)}: every policy runs at the level it declares")
+        config_path = None
+    python = pack_python(pack_dir, progress)
+    progress(f"Running the policy pack over {len(resources)} resources...")
+    with PolicyPack(pack_dir, python=python, stack=stack) as pack:
+        pack.configure(load_pack_config(config_path), str(config_path or "defaults"))
+        violations = [v for r in resources for v in pack.analyze(r)]
+        violations += pack.analyze_stack(resources)
+    return PlanResult(resources=resources, violations=violations, notes=notes)
+
+
+def _stack_outputs(root: Path, settings: Settings, staging_outputs: Path | None, notes: list[str]) -> dict:
+    """What StackReferences return. Staging's outputs come from `pulumi stack output --json`
+    saved to a file; without one they are taken as this commit's, and the plan says so."""
+    if not settings.staging_stack:
+        return {}
+    if staging_outputs is not None:
+        try:
+            return {settings.staging_stack: json.loads(Path(staging_outputs).read_text())}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PlanInputError(f"failed to read {staging_outputs}: {exc}\n"
+                            "Save it with `pulumi stack output --json --stack staging > FILE`.") from None
+    from supagate.supabase_api.edge_functions import discover
+
+    migrations = load_migrations(root / settings.migrations.directory)
+    functions = discover(root / "supabase", settings.functions)
+    notes.append(f"staging outputs assumed from this commit (every migration on {settings.staging_stack}); "
+                 "pass --staging-outputs FILE from `pulumi stack output --json --stack staging` to check "
+                 "the real promotion")
+    return {settings.staging_stack: {"migrationChecksums": {m.version: m.checksum for m in migrations},
+                                     "functionHashes": {f.slug: f.content_sha256 for f in functions}}}
+
+
+def render_text(result: PlanResult) -> str:
+    by_parent: dict[str, list[dict]] = {}
+    for r in result.resources:
+        by_parent.setdefault(r["parent"] or "", []).append(r)
+    lines = ["Resources:"]
+
+    def walk(urn: str, depth: int) -> None:
+        for r in by_parent.get(urn, []):
+            lines.append(f"{'  ' * (depth + 1)}{r['type']}  {r['name']}")
+            walk(r["urn"], depth + 1)
+
+    walk("", 0)
+    lines.append("")
+    if result.violations:
+        lines.append("Policy violations:")
+        for v in result.violations:
+            label = "MANDATORY" if v.enforcement == "mandatory" else v.enforcement
+            target = v.object.rsplit("::", 1)[-1] if v.object else "(stack)"
+            lines.append(f"  [{label}] {v.rule}  {target}")
+            lines.append(f"    {v.message}")
+    for note in result.notes:
+        lines.append(f"note: {note}")
+    mandatory = sum(v.enforcement == "mandatory" for v in result.violations)
+    lines.append(f"{'BLOCKED' if result.blocked else 'PASS'}: {len(result.resources)} resources, "
+                 f"{mandatory} mandatory and {len(result.violations) - mandatory} other violation(s).")
+    return "\n".join(lines)

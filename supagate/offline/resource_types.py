@@ -1,0 +1,46 @@
+"""The typed resources the program registers and the policy pack reads: their type tokens
+and input shapes, in one place both sides import.
+
+Input shapes (keys as the engine sees them):
+- Migrations: db_url (secret), migrations [{version, name, sql, down_sql, checksum,
+  transactional}], exposed_schemas [str], lock_timeout, statement_timeout, and on prod
+  `promotion` {stack, checksums {version: sha256} | None} read from the staging stack.
+- ProjectSettings: project_ref, api_url, access_token (secret), allow_restart, and the
+  declared areas only (supagate/project_settings.py): postgres, auth
+  (UpdateAuthConfigBody keys: jwt_exp, password_min_length, ...), postgrest (db_schema,
+  max_rows), pooler, network_restrictions {dbAllowedCidrs, dbAllowedCidrsV6},
+  ssl_enforced (bool), storage.
+- EdgeFunction: project_ref, api_url, access_token (secret), slug, entrypoint, verify_jwt,
+  signature_header, import_map, static_patterns, files {path: text}, content_sha256.
+- FunctionSecrets: project_ref, api_url, access_token, secrets {NAME: value} (secret outputs).
+- GitHub environments are pulumi-github's own RepositoryEnvironment resources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supagate.migrations.files import Migration, parse_migration
+
+MIGRATIONS = "pulumi-python:dynamic/supabase:Migrations"
+PROJECT_SETTINGS = "pulumi-python:dynamic/supabase:ProjectSettings"
+EDGE_FUNCTION = "pulumi-python:dynamic/supabase:EdgeFunction"
+FUNCTION_SECRETS = "pulumi-python:dynamic/supabase:FunctionSecrets"
+GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+
+# Inputs that hold secrets and so must be declared additional secret outputs.
+SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
+                 PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",)}
+
+
+def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:
+    return [{"version": m.version, "name": m.name, "sql": m.sql, "down_sql": m.down_sql,
+             "checksum": m.checksum, "transactional": m.transactional} for m in migrations]
+
+
+def migrations_from_inputs(props: dict[str, Any]) -> list[Migration]:
+    """Rebuild Migration models from the SQL in a resource's inputs (never from a verdict)."""
+    return [parse_migration(m["version"], m["name"], m["sql"],
+                            f"supabase/migrations/{m['version']}_{m['name']}.sql", m.get("down_sql"))
+            for m in props.get("migrations") or []]

@@ -1,0 +1,34 @@
+"""Connections that never leak the connection string's password."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ..errors import Failed
+from ..secrets import redact
+
+
+class DatabaseError(Failed):
+    pass
+
+
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
+    if not url:
+        raise DatabaseError("failed to connect: no database URL given\n"
+                            "Pass --db-url or set SUPABASE_DB_URL.")
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
+                               application_name="supagate")
+    except (psycopg.Error, ValueError) as exc:
+        raise DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n"
+                            "Check the host, port, user and password of the database URL.") from None
+
+
+def libpq_env(url: str) -> dict[str, str]:
+    """PG* variables for a child process (psql, pg_dump), so the URL stays off its command line."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+             "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+             "options": "PGOPTIONS", "connect_timeout": "PGCONNECT_TIMEOUT"}
+    return {names[k]: str(v) for k, v in conninfo_to_dict(url).items() if k in names and v is not None}

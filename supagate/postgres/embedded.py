@@ -1,0 +1,261 @@
+"""A throwaway PostgreSQL 15 cluster with Supabase's roles and auth schema.
+
+Used by the quick start, the tests, the shadow database of `supagate check` and the
+benchmarks. The cluster listens on a free loopback port, trusts local connections (it
+never leaves the machine) and is removed on exit, after Ctrl-C, or when the process that
+started it dies (the postmaster gets SIGQUIT through PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+from supagate.errors import Failed
+
+import atexit
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+
+DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
+_PREFIX = "supagate-pg-"
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedPostgresError(Failed):
+    pass
+
+
+def find_bindir() -> Path:
+    """The directory holding initdb and postgres (PostgreSQL 15 preferred)."""
+    override = os.environ.get("SUPAGATE_PG_BINDIR")
+    candidates = [Path(override)] if override else []
+    candidates.append(Path("/usr/lib/postgresql/15/bin"))
+    found = shutil.which("initdb")
+    if found:
+        candidates.append(Path(found).resolve().parent)
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "postgres").exists():
+            return candidate
+    raise EmbeddedPostgresError(
+        "failed to find PostgreSQL 15: no initdb/postgres in /usr/lib/postgresql/15/bin or on PATH\n"
+        "Install it (apt-get install postgresql-15) or set SUPAGATE_PG_BINDIR."
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    """initdb refuses root, so a root caller runs the cluster as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("SUPAGATE_PG_USER", "postgres")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise EmbeddedPostgresError(
+            f"failed to start PostgreSQL as root: there is no user {name!r} to run it as\n"
+            "Create one (useradd --system postgres) or set SUPAGATE_PG_USER."
+        ) from None
+
+
+def _die_with_parent() -> None:
+    # Runs in the child after the uid switch (the kernel clears the flag on setuid).
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT)
+    except OSError:
+        pass
+
+
+def _has_extension(bindir: Path, name: str) -> bool:
+    share = bindir.parent.parent.parent / "share" / "postgresql" / bindir.parent.name / "extension"
+    candidates = [share, Path(f"/usr/share/postgresql/{bindir.parent.name}/extension")]
+    return any((c / f"{name}.control").exists() for c in candidates)
+
+
+def sweep_stale_clusters() -> None:
+    """Remove clusters left behind by a process that was killed outright: those whose owner
+    is gone and whose postmaster is gone too. The owner decides, not postmaster.pid: during
+    initdb short-lived bootstrap backends come and go and leave that file behind them."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        try:
+            if not (path / "owner.pid").exists():
+                if time.time() - path.stat().st_mtime > 60:  # never got as far as naming its owner
+                    shutil.rmtree(path, ignore_errors=True)
+                continue
+            if _alive(int((path / "owner.pid").read_text())):
+                continue
+            pidfile = path / "data" / "postmaster.pid"
+            if pidfile.exists() and _alive(int(pidfile.read_text().split()[0])):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+        except (FileNotFoundError, ValueError, IndexError):
+            continue  # removed, or being written, by its owner right now
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class EmbeddedPostgres:
+    """Start with `start()` (or use as a context manager); `url` is ready to connect."""
+
+    exposed_schemas: tuple[str, ...] = DEFAULT_EXPOSED_SCHEMAS
+    port: int = 0
+    root: Path | None = None
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.url_for("postgres")
+
+    def url_for(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def __enter__(self) -> "EmbeddedPostgres":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "EmbeddedPostgres":
+        sweep_stale_clusters()
+        bindir = find_bindir()
+        user = _run_as()
+        self.root = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (self.root / "owner.pid").write_text(str(os.getpid()))
+        data = self.root / "data"
+        atexit.register(self.stop)
+        _stop_on_sigterm()
+        run_kwargs = {}
+        if user is not None:
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            run_kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        init = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+            capture_output=True, text=True, env=env, **run_kwargs,
+        )
+        if init.returncode != 0:
+            self.stop()
+            raise EmbeddedPostgresError(f"failed to initialise a cluster: {init.stderr.strip()}")
+        self.port = self.port or free_port()
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.root),
+            # A throwaway cluster: durability buys nothing here.
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "100",
+        }
+        if _has_extension(bindir, "pg_cron"):
+            settings["shared_preload_libraries"] = "pg_cron"
+            settings["cron.database_name"] = "postgres"
+        args = [str(bindir / "postgres"), "-D", str(data)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        log = open(self.root / "postgres.log", "wb")
+        self._proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
+            start_new_session=True, **run_kwargs,
+        )
+        log.close()
+        self._wait_ready()
+        self._load_shim()
+        return self
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = (self.root / "postgres.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise EmbeddedPostgresError(f"failed to start PostgreSQL: it exited\n{tail}")
+            try:
+                with psycopg.connect(self.url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        self.stop()
+        raise EmbeddedPostgresError(f"failed to start PostgreSQL: not ready after {timeout:.0f} s")
+
+    def _load_shim(self) -> None:
+        prepare_supabase_database(self.url, self.exposed_schemas)
+
+    def create_database(self, name: str) -> str:
+        """A fresh database in this cluster, with the shim loaded; returns its URL."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        prepare_supabase_database(self.url_for(name), self.exposed_schemas, roles_exist=True)
+        return self.url_for(name)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                # SIGQUIT: immediate shutdown; nothing here is worth a checkpoint.
+                proc.send_signal(signal.SIGQUIT)
+                proc.wait(timeout=15)
+            except (subprocess.TimeoutExpired, PermissionError):
+                proc.kill()
+                proc.wait()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+def prepare_supabase_database(url: str, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS,
+                              roles_exist: bool = False) -> None:
+    """Load the Supabase shim into an empty database (roles are cluster-wide, made once)."""
+    sql_dir = resources.files("supagate.postgres").joinpath("sql")
+    shim = sql_dir.joinpath("supabase_shim.sql").read_text()
+    if not roles_exist:
+        shim = sql_dir.joinpath("supabase_roles.sql").read_text() + shim
+    schemas = ",".join(exposed_schemas)
+    with psycopg.connect(url, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(shim)
+        conn.execute(f'alter database "{dbname}" set search_path = "$user", public, extensions')
+        conn.execute(f"alter database \"{dbname}\" set pgrst.db_schemas = '{schemas}'")
+        conn.execute(f"alter role authenticator set pgrst.db_schemas = '{schemas}'")
+
+
+_sigterm_installed = False
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit so atexit stops the cluster."""
+    global _sigterm_installed
+    if _sigterm_installed or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        _sigterm_installed = True
+    except ValueError:  # not the main thread
+        pass

@@ -1,0 +1,119 @@
+"""The layout keeps the architecture visible: no import cycle inside supagate, small
+modules, few files at the top, and a CLI that imports only what a command needs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, write_migrations
+
+PACKAGE = ROOT / "supagate"
+MAX_LINES = 450
+MAX_TOP_LEVEL_FILES = 8
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every supagate module this file imports at run time (inside functions too, not
+    under `if TYPE_CHECKING`)."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("supagate"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("supagate"))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in _imports(path):
+            if imported in modules and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_inside_supagate():
+    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_modules_are_small_and_the_top_level_is_short():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_FILES, top
+
+
+def _modules_after(code: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_cli_start_up_imports_no_command_and_no_heavy_library():
+    loaded = _modules_after("import supagate.cli\nsupagate.cli.build_parser()")
+    heavy = {"psycopg", "pglast", "pydantic", "pulumi", "httpx", "yaml"}
+    assert not heavy & {m.split(".")[0] for m in loaded}
+    assert not {m for m in loaded if m.startswith(("supagate.gates", "supagate.pack", "supagate.offline"))}
+
+
+def test_migrate_path_never_imports_the_gates_or_the_settings_models(db_url, tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
+    loaded = _modules_after(
+        "import contextlib, io\nfrom supagate.cli import main\n"
+        f"with contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    assert main(['migrate', '--db-url', {db_url!r}, '--migrations', {str(src)!r}, '--dry-run']) == 0")
+    assert "psycopg" in loaded  # it did reach the database
+    assert not {m for m in loaded if m.startswith(("supagate.gates", "supagate.config", "pydantic", "pulumi",
+                                                   "supagate.pack", "httpx"))}

@@ -1,0 +1,93 @@
+"""The one redactor, fed real secrets through real failure paths: a malformed URL makes
+libpq echo the password, httpx echoes a token with a newline in its repr, an API echoes
+a secret JSON-escaped. Making `redact` a no-op turns these red."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+
+import pytest
+
+from supagate.secrets import redact, url_without_password
+from tests.cli.test_cli import supagate
+from tests.conftest import write_migrations
+
+PASSWORD = "Wr0ng%zzPassw0rd"  # an invalid percent escape: libpq quotes it back in its error
+
+
+def test_redact_replaces_every_form_of_a_secret():
+    token = 'sbp_a"b\\c\n'
+    text = f"raw {token} json {json.dumps(token)} repr {token!r} bytes {token.encode()!r} trimmed {token.strip()}"
+    cleaned = redact(text, token)
+    assert "sbp_a" not in cleaned
+    url = "postgresql://deployer:p%40ss@db.example:5432/postgres"
+    assert redact(f"failed for {url}; password p@ss; raw p%40ss", url) == \
+        "failed for <database url>; password ***; raw ***"
+    assert url_without_password(url) == "postgresql://deployer@db.example:5432/postgres"
+
+
+def test_libpq_echoes_the_password_of_a_malformed_url_and_the_cli_hides_it(tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "select 1;"})
+    url = f"postgresql://deployer:{PASSWORD}@127.0.0.1:1/postgres"
+    import psycopg
+
+    with pytest.raises(psycopg.Error) as raw:  # the real failure path echoes the secret
+        psycopg.connect(url)
+    assert PASSWORD in str(raw.value)
+    run = supagate("migrate", "--migrations", str(src), env={"SUPABASE_DB_URL": url})
+    assert run.returncode == 1 and "failed to connect" in run.stderr
+    assert PASSWORD not in run.stderr + run.stdout
+
+
+def test_the_migrations_provider_hides_an_echoed_password(tmp_path):
+    from components.providers.migrations import MigrationsProvider
+    from supagate.migrations.files import load_migrations
+    from supagate.offline.resource_types import migration_inputs
+
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "select 1;"})
+    url = f"postgresql://deployer:{PASSWORD}@[::1/postgres"  # libpq quotes the whole URL back
+    with pytest.raises(Exception) as err:
+        MigrationsProvider().create({"db_url": url, "migrations": migration_inputs(load_migrations(src))})
+    assert "failed to connect" in str(err.value)
+    assert "Wr0ng" not in str(err.value)
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers 422 with the request body echoed back JSON-escaped, as APIs do."""
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
+        reply = json.dumps({"message": f"invalid secrets: {body}"}).encode()
+        self.send_response(422)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def echo_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_api_errors_hide_escaped_secrets_and_a_token_with_a_newline(echo_server):
+    from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
+
+    secret = 'quote"back\\slash-value-0123'
+    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,)) as api:
+        with pytest.raises(ApiError) as err:
+            api.request("POST", "/v1/projects/x/secrets", json_body=[{"name": "S", "value": secret}])
+    assert "HTTP 422" in str(err.value)
+    assert "slash-value" not in str(err.value) and "quote" not in str(err.value)
+    token = "sbp_newline_token_0123\n"  # pasted with its line end: httpx rejects the header, quoting it
+    with ManagementApi(token, echo_server, RetryPolicy(attempts=1, total=5)) as api:
+        with pytest.raises(ApiError) as err:
+            api.request("GET", "/v1/projects")
+    assert "sbp_newline_token" not in str(err.value)

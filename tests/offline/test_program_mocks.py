@@ -1,0 +1,246 @@
+"""The Pulumi program under the SDK's mock runtime, one fresh process per stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from supagate.offline.program import is_secret
+from tests.conftest import ROOT
+
+DB_PASSWORD = "s3cr3t-db-pw"
+WEBHOOK_SECRET = "whsec-never-in-plain-state"
+ACCESS_TOKEN = "sbp_0123456789abcdef-never-in-plain-state"
+
+
+def stack_config(stack: str) -> dict:
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    config = {key.split(":", 1)[1]: value for key, value in document.items()}
+    config["dbUrl"] = f"postgresql://postgres:{DB_PASSWORD}@db.example.supabase.co:5432/postgres"
+    config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    config["supabaseAccessToken"] = ACCESS_TOKEN
+    return config
+
+
+def run_program(stack: str, config: dict, stack_outputs: dict | None = None) -> dict:
+    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl"],
+               "stack_outputs": stack_outputs}
+    proc = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module", params=["staging", "prod"])
+def evaluated(request):
+    return request.param, run_program(request.param, stack_config(request.param))
+
+
+def test_program_registers_the_database_component_and_its_migrations(evaluated):
+    stack, result = evaluated
+    assert result["error"] is None
+    types = {(r["type"], r["name"]) for r in result["registrations"]}
+    assert ("supabase-platform:database:Database", "database") in types
+    assert ("pulumi-python:dynamic/supabase:Migrations", "database-migrations") in types
+
+
+def test_every_child_has_its_component_as_parent(evaluated):
+    _, result = evaluated
+    by_urn = {r["urn"]: r for r in result["registrations"]}
+    for r in result["registrations"]:
+        if r["custom"] and r["type"] != "pulumi:pulumi:StackReference":  # a read, not a managed resource
+            parent = by_urn.get(r["parent"])
+            assert parent is not None and not parent["custom"], f"{r['name']} is not inside a component"
+            assert parent["type"].startswith("supabase-platform:")
+            assert r["name"].startswith(parent["name"] + "-")
+
+
+def test_prod_reads_staging_checksums_through_a_stack_reference():
+    outputs = {"momentum-health/supabase-platform/staging": {"migrationChecksums": {"20250101000000": "abc"},
+                                                             "functionHashes": {"health-check": "def"}}}
+    result = run_program("prod", stack_config("prod"), outputs)
+    reference = [r for r in result["registrations"] if r["type"] == "pulumi:pulumi:StackReference"]
+    assert [r["name"] for r in reference] == ["momentum-health/supabase-platform/staging"]
+    migrations = next(r for r in result["registrations"] if r["type"].endswith("supabase:Migrations"))
+    assert migrations["inputs"]["promotion"] == {"stack": "momentum-health/supabase-platform/staging",
+                                                 "checksums": {"20250101000000": "abc"},
+                                                 "function_hashes": {"health-check": "def"}}
+    staging = run_program("staging", stack_config("staging"))
+    migrations = next(r for r in staging["registrations"] if r["type"].endswith("supabase:Migrations"))
+    assert "promotion" not in migrations["inputs"]
+
+
+def test_migration_inputs_carry_every_file_and_its_checksum(evaluated):
+    _, result = evaluated
+    migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
+    files = sorted(p.name for p in (ROOT / "supabase" / "migrations").glob("*.sql"))
+    listed = [f"{m['version']}_{m['name']}.sql" for m in migrations["inputs"]["migrations"]]
+    assert listed == files
+    assert all(len(m["checksum"]) == 64 and m["sql"] for m in migrations["inputs"]["migrations"])
+
+
+def test_no_secret_in_a_plain_input(evaluated):
+    _, result = evaluated
+
+    def plain_strings(value):
+        if is_secret(value):
+            return
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from plain_strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from plain_strings(v)
+        elif isinstance(value, str):
+            yield value
+
+    for r in result["registrations"]:
+        for text in plain_strings(r["inputs"]):
+            for secret in (DB_PASSWORD, WEBHOOK_SECRET, ACCESS_TOKEN):
+                assert secret not in text, f"secret in plain input of {r['name']}"
+    migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
+    assert is_secret(migrations["inputs"]["db_url"])
+    assert "db_url" in migrations["additional_secret_outputs"]
+
+
+def test_one_function_resource_per_function_folder(evaluated):
+    _, result = evaluated
+    folders = sorted(p.name for p in (ROOT / "supabase" / "functions").iterdir()
+                     if p.is_dir() and not p.name.startswith("_"))
+    functions = [r for r in result["registrations"] if r["type"] == "pulumi-python:dynamic/supabase:EdgeFunction"]
+    assert sorted(r["inputs"]["slug"] for r in functions) == folders
+    by_slug = {r["inputs"]["slug"]: r["inputs"] for r in functions}
+    assert by_slug["webhook-terra"]["verify_jwt"] is False
+    assert by_slug["webhook-terra"]["signature_header"] == "terra-signature"
+    assert all(i["verify_jwt"] for s, i in by_slug.items() if s != "webhook-terra")
+    # The bundle holds the function and the shared code it imports, paths as deployed.
+    assert {"health-check/index.ts", "_shared/supabase.ts"} <= set(by_slug["health-check"]["files"])
+    assert all(is_secret(r["inputs"]["access_token"]) and "access_token" in r["additional_secret_outputs"]
+               for r in functions)
+
+
+def test_project_settings_are_the_stack_declarations(evaluated):
+    stack, result = evaluated
+    settings = next(r for r in result["registrations"]
+                    if r["type"] == "pulumi-python:dynamic/supabase:ProjectSettings")["inputs"]
+    declared = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert settings["project_ref"] == declared["supabase-platform:projectRef"]
+    assert settings["auth"]["jwt_exp"] == declared["supabase-platform:auth"]["jwtExpiry"]
+    assert settings["auth"]["password_min_length"] == declared["supabase-platform:auth"]["passwordMinLength"]
+    assert settings["postgrest"] == {"db_schema": "public,graphql_public",
+                                     "max_rows": declared["supabase-platform:maxRows"]}
+    assert settings["postgres"] == declared["supabase-platform:postgres"]
+    assert "rate_limit_email_sent" not in settings["auth"]  # not declared: not managed
+    if stack == "prod":
+        assert settings["network_restrictions"]["dbAllowedCidrs"] == ["198.51.100.10/32", "203.0.113.0/24"]
+    else:
+        assert "network_restrictions" not in settings  # [] means not managed
+
+
+def test_function_secrets_are_secret_and_only_the_declared_names(evaluated):
+    _, result = evaluated
+    secrets = next(r for r in result["registrations"]
+                   if r["type"] == "pulumi-python:dynamic/supabase:FunctionSecrets")
+    assert is_secret(secrets["inputs"]["secrets"])
+    assert {"secrets", "access_token"} <= set(secrets["additional_secret_outputs"])
+    value = secrets["inputs"]["secrets"]["value"]
+    assert list(value) == ["TERRA_WEBHOOK_SECRET"]
+
+
+def test_invalid_config_names_every_bad_key_and_registers_nothing():
+    config = stack_config("prod")
+    config["projectRef"] = "Not-A-Ref"
+    config["auth"] = {**config["auth"], "jwtExpiry": 5, "siteUrl": "ftp://x"}
+    config["networkRestrictions"] = ["10.0.0.300/8"]
+    config["monitoring"] = {"maxOverdueJob": 3}
+    config["secretNames"] = ["SUPABASE_URL"]
+    result = run_program("prod", config)
+    error = result["error"]
+    for key in ("supabase-platform:projectRef", "supabase-platform:auth.jwtExpiry",
+                "supabase-platform:auth.siteUrl", "supabase-platform:networkRestrictions",
+                "supabase-platform:monitoring.maxOverdueJob", "supabase-platform:secretNames"):
+        assert key in error, f"{key} missing from: {error}"
+    assert "Pulumi.prod.yaml" in error
+    assert [r for r in result["registrations"] if r["type"] != "pulumi:pulumi:Stack"] == []
+    assert DB_PASSWORD not in error
+
+
+def _of_type(result, token):
+    return [r for r in result["registrations"] if r["type"] == token]
+
+
+def test_delivery_environment_rules_and_secrets(evaluated):
+    stack, result = evaluated
+    environment = _of_type(result, "github:index/repositoryEnvironment:RepositoryEnvironment")
+    assert len(environment) == 1
+    inputs = environment[0]["inputs"]
+    assert inputs["environment"] == {"staging": "staging", "prod": "production"}[stack]
+    assert inputs["canAdminsBypass"] is False
+    assert inputs["deploymentBranchPolicy"] == {"customBranchPolicies": True, "protectedBranches": False}
+    policies = {(r["inputs"].get("branchPattern"), r["inputs"].get("tagPattern")) for r in
+                _of_type(result, "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy")}
+    secrets = _of_type(result, "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")
+    assert {r["inputs"]["secretName"] for r in secrets} == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN"}
+    assert all(is_secret(r["inputs"]["plaintextValue"]) for r in secrets)
+    if stack == "prod":
+        assert inputs["preventSelfReview"] is True and inputs["waitTimer"] == 10
+        assert len(inputs["reviewers"]) == 1 and inputs["reviewers"][0]["teams"]
+        assert all(isinstance(t, (int, float)) for t in inputs["reviewers"][0]["teams"])
+        assert policies == {("main", None), (None, "v*")}
+    else:
+        assert inputs["reviewers"] == [] and policies == {("main", None)}
+
+
+def test_prod_owns_the_ruleset_and_commits_the_generated_workflows(evaluated):
+    from supagate.config.loading import settings_from_stack_file
+    from supagate.delivery.workflows import rendered
+
+    stack, result = evaluated
+    rulesets = _of_type(result, "github:index/repositoryRuleset:RepositoryRuleset")
+    files = _of_type(result, "github:index/repositoryFile:RepositoryFile")
+    if stack == "staging":
+        assert rulesets == [] and files == []
+        return
+    rules = rulesets[0]["inputs"]["rules"]
+    assert rulesets[0]["inputs"]["bypassActors"] == [] and rulesets[0]["inputs"]["enforcement"] == "active"
+    assert rules["pullRequest"]["requiredApprovingReviewCount"] == 1
+    assert rules["pullRequest"]["dismissStaleReviewsOnPush"] is True
+    assert [c["context"] for c in rules["requiredStatusChecks"]["requiredChecks"]] == \
+        ["tests", "gate", "preview-staging", "preview-prod"]
+    expected = rendered(settings_from_stack_file("staging", ROOT / "Pulumi.staging.yaml"),
+                        settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
+    committed = {r["inputs"]["file"].removeprefix(".github/workflows/"): r["inputs"]["content"] for r in files}
+    assert committed == expected  # the target repository gets exactly what this repository holds
+
+
+def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
+    stack, result = evaluated
+    commands = {r["name"]: r["inputs"] for r in _of_type(result, "command:local:Command")}
+    verify = commands["verification-verify"]
+    assert verify["create"] == f"uv run supagate verify --stack {stack}"
+    assert is_secret(verify["environment"])
+    if stack == "prod":
+        snapshot = commands["database-snapshot"]
+        assert snapshot["create"].startswith("mkdir -p backups && pg_dump --format=custom")
+        assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
+        assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
+        migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
+        assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
+    else:
+        assert "database-snapshot" not in commands
+
+
+def test_repository_secrets_only_when_set():
+    config = stack_config("prod")
+    plain = run_program("prod", config)
+    names = {r["inputs"]["secretName"] for r in _of_type(plain, "github:index/actionsSecret:ActionsSecret")}
+    assert names == set()
+    config.update(pulumiAccessToken="pul-never-plain", verifyDbUrl="postgresql://verifier:ro-pw@db/postgres")
+    with_secrets = run_program("prod", config)
+    secrets = _of_type(with_secrets, "github:index/actionsSecret:ActionsSecret")
+    assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL"}
+    assert all(is_secret(r["inputs"]["plaintextValue"]) for r in secrets)
