@@ -1,5 +1,5 @@
 """Dynamic provider `supabase:EdgeFunction`: one function, deployed through the
-Management API (supagate/edge_functions.py does the work).
+Management API (supagate/supabase_api/edge_functions.py does the work).
 
 Redeploys only when the bundle's content hash changes; a change of verify_jwt alone is a
 PATCH, and after a deploy verify_jwt is checked and corrected (a redeploy may not apply

@@ -1,5 +1,5 @@
 """Dynamic provider `supabase:FunctionSecrets`: the edge function secrets this stack
-manages (supagate/function_secrets.py does the work). Values come only from Pulumi
+manages (supagate/supabase_api/function_secrets.py does the work). Values come only from Pulumi
 secrets and stay secret outputs; drift is found through the digests the API lists."""
 
 from __future__ import annotations

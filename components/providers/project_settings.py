@@ -1,5 +1,5 @@
 """Dynamic provider `supabase:ProjectSettings`: the declared project settings, one area
-per Management API endpoint (supagate/project_settings.py does the work).
+per Management API endpoint (supagate/supabase_api/project_settings.py does the work).
 
 create and update read the project first and send only the declared keys that differ,
 so adopting an existing project never clobbers it; read reports drift on declared keys

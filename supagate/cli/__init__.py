@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from supagate import __version__
 from supagate.cli import check, local, migrate, plan, verify, workflows
 from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
 from supagate.errors import BadInput, Failed
@@ -21,6 +22,7 @@ COMMANDS = (migrate, check, plan, verify, workflows, local)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"supagate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)

@@ -171,9 +171,11 @@ def _health(result: Verification, url: str, timeout: float) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = {}
     body = body if isinstance(body, dict) else {}
-    healthy = response.status_code == 200 and body.get("status", "ok") in ("ok", "healthy")
+    # Fail closed: a 200 without a readable healthy status is not a healthy answer.
+    healthy = response.status_code == 200 and body.get("status") in ("ok", "healthy")
     problems = body.get("problems")
     result.add("health-check", f"{url} answered HTTP {response.status_code}"
-               + (f": {', '.join(map(str, problems))}" if problems else ""),
+               + (f": {', '.join(map(str, problems))}" if problems else "")
+               + ("" if "status" in body else "; no status in its answer"),
                None if healthy else "the health check reports problems",
                "Read the problems above; the health workflow opens an issue for them.")

@@ -5,7 +5,7 @@
 must hold the very same array, so this follows the CLI's splitter (pkg/parser): split on
 `;` outside quotes, dollar quotes, comments (block comments nest) and `BEGIN ATOMIC ...
 END` bodies; trim whitespace; drop the `;` and empty statements; keep comments, so a
-trailing comment becomes a statement of its own. tests/db/test_supabase_cli.py compares
+trailing comment becomes a statement of its own. tests/migrations/test_supabase_cli.py compares
 this with what the real CLI stores.
 """
 

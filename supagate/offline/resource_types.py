@@ -6,7 +6,7 @@ Input shapes (keys as the engine sees them):
   transactional}], exposed_schemas [str], lock_timeout, statement_timeout, and on prod
   `promotion` {stack, checksums {version: sha256} | None} read from the staging stack.
 - ProjectSettings: project_ref, api_url, access_token (secret), allow_restart, and the
-  declared areas only (supagate/project_settings.py): postgres, auth
+  declared areas only (supagate/supabase_api/areas.py): postgres, auth
   (UpdateAuthConfigBody keys: jwt_exp, password_min_length, ...), postgrest (db_schema,
   max_rows), pooler, network_restrictions {dbAllowedCidrs, dbAllowedCidrsV6},
   ssl_enforced (bool), storage.

@@ -117,3 +117,9 @@ def test_migrate_path_never_imports_the_gates_or_the_settings_models(db_url, tmp
     assert "psycopg" in loaded  # it did reach the database
     assert not {m for m in loaded if m.startswith(("supagate.gates", "supagate.config", "pydantic", "pulumi",
                                                    "supagate.pack", "httpx"))}
+
+
+def test_version_answers_without_loading_any_command():
+    done = subprocess.run([sys.executable, "-m", "supagate.cli", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "supagate 0.1.0"

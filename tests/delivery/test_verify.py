@@ -95,3 +95,15 @@ def test_unhealthy_function_dropped_policy_and_exposed_matview_fail(app_url):
     assert set(failed) == {"policies-present", "matviews-hidden", "health-check"}
     assert "40 overdue jobs" in failed["health-check"]
     assert hidden.passed("matviews-hidden")  # the API cannot reach a schema it does not expose
+
+
+def test_a_health_answer_without_a_status_is_not_healthy(app_url):
+    from supagate.delivery.verify import _health, Verification
+
+    server, url = health_server(200, {"note": "an HTML error page behind a proxy would look like this"})
+    try:
+        result = Verification()
+        _health(result, url, 5.0)
+    finally:
+        server.shutdown()
+    assert not result.ok and "no status in its answer" in result.summaries["health-check"]
