@@ -44,6 +44,7 @@ database = Database("database", DatabaseArgs(
     preflight=preflight,
     snapshot=settings.is_prod,
     lock_timeout=settings.migrations.lock_timeout,
+    baseline=settings.migrations.baseline,
     statement_timeout=settings.migrations.statement_timeout,
 ))
 

@@ -24,6 +24,7 @@ class DatabaseArgs:
     migrations: list[Migration]
     exposed_schemas: tuple[str, ...] = ("public", "graphql_public")
     lock_timeout: str = "10s"
+    baseline: str = ""  # migrations at or before it are history for the per-statement gate rules
     statement_timeout: str = "15min"
     # On prod: {"stack": <staging stack>, "checksums": <its migrationChecksums output>}, so
     # the policy pack can require every migration on staging first.
@@ -58,6 +59,7 @@ class Database(pulumi.ComponentResource):
                 **({"promotion": args.promotion} if args.promotion is not None else {}),
                 **({"preflight": pulumi.Output.secret(args.preflight)} if args.preflight is not None else {}),
                 "lock_timeout": args.lock_timeout,
+                **({"baseline": args.baseline} if args.baseline else {}),
                 "statement_timeout": args.statement_timeout,
             },
             pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -24,6 +24,7 @@ class Finding:
     level: str | None = None
     enforcement: str = ADVISORY
     allowed: str | None = None  # the reason of a `-- gate:allow` that covers it
+    advisory_reason: str | None = None  # why the rule itself makes this one advisory
     source: str = "static"  # static, shadow, advisor, squawk, history, verify, preflight, pack
 
     def to_json(self) -> dict:

@@ -26,6 +26,7 @@ def register(sub) -> None:
                                              "migration-edited/-out-of-order (or set SUPAGATE_TARGET_DB_URL)")
     chk.add_argument("--staging-db-url", help="on prod, require every migration on this staging database "
                                               "(or set SUPAGATE_STAGING_DB_URL)")
+    chk.add_argument("--verbose", action="store_true", help="list every advisory finding (default: three per rule)")
     chk.add_argument("--format", choices=("text", "json"), default="text")
     chk.set_defaults(func=run)
 
@@ -47,10 +48,11 @@ def run(args) -> int:
         stack=args.stack, exposed=tuple(exposed), shadow=args.shadow, advisors=args.advisors,
         shadow_db_url=args.db_url or os.environ.get("SUPAGATE_SHADOW_DB_URL"), supabase_cli=supabase_cli,
         target_db_url=args.target_db_url or os.environ.get("SUPAGATE_TARGET_DB_URL"),
-        staging_db_url=args.staging_db_url or os.environ.get("SUPAGATE_STAGING_DB_URL"))
+        staging_db_url=args.staging_db_url or os.environ.get("SUPAGATE_STAGING_DB_URL"),
+        baseline=settings.migrations.baseline if settings else "")
     report = run_gates(migrations, options, progress=err)
     if args.format == "json":
         emit_json(report.to_json())
     else:
-        err(render_text(report))
+        err(render_text(report, verbose=args.verbose))
     return EXIT_FAILED if report.blocked else EXIT_OK

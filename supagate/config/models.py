@@ -113,6 +113,8 @@ class MigrationSettings(_Model):
     directory: str = "supabase/migrations"
     lock_timeout: str = Field("10s", pattern=_TIMEOUT)
     statement_timeout: str = Field("15min", pattern=_TIMEOUT)
+    # Migrations at or before this version are history: per-statement gate rules skip them.
+    baseline: str = Field("", pattern=r"^[0-9]*$")
 
 
 class Settings(_Model):

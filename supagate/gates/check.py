@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from supagate.findings import ADVISORY, Finding, blocked, render_by_file
+from supagate.findings import ADVISORY, MANDATORY, Finding, blocked, render_by_file
 from supagate.gates.catalog import replay
 from supagate.gates.markers import Markers
-from supagate.gates.registry import enforcement_for, tier_of
+from supagate.gates.registry import PER_STATEMENT_RULES, RULES, enforcement_for, tier_of
 from supagate.gates.rules import rls_disabled
 from supagate.migrations.files import Migration
 
@@ -28,6 +28,7 @@ class CheckOptions:
     supabase_cli: str | None = None
     target_db_url: str | None = None  # read its history for migration-edited / out-of-order
     staging_db_url: str | None = None  # read staging's history for not-promoted
+    baseline: str = ""  # migrations at or before this version are history: no per-statement rules
 
 
 @dataclass
@@ -57,6 +58,7 @@ def run_gates(migrations: list[Migration], options: CheckOptions,
     findings += lock_findings(migrations)
 
     probed = 0
+    shadow = None
     if options.shadow:
         from supagate.gates.shadow.database import run_shadow
 
@@ -68,17 +70,36 @@ def run_gates(migrations: list[Migration], options: CheckOptions,
         progress(f"Shadow database: {shadow.applied} migrations applied, {shadow.probed_tables} tables "
                  f"probed, {shadow.advisor_lints} advisor lints, {time.monotonic() - started:.2f} s")
 
+    if shadow is not None and shadow.complete and not shadow.gaps:
+        findings = [f for f in findings if _confirmed(f, shadow.catalog)]
+    applied: set[str] = set()
     if options.target_db_url or options.staging_db_url:
         from supagate.gates.history import database_checksums, history_findings, promotion_findings
 
         if options.target_db_url:
-            findings += history_findings(migrations, database_checksums(options.target_db_url, migrations),
-                                         "the target database")
+            target = database_checksums(options.target_db_url, migrations)
+            applied = set(target)
+            findings += history_findings(migrations, target, "the target database")
         if options.staging_db_url and options.stack == "prod":
             findings += promotion_findings(migrations, database_checksums(options.staging_db_url, migrations),
                                            "staging")
+    history = {m.path or m.filename for m in migrations
+               if m.version in applied or (options.baseline and m.version <= options.baseline)}
+    findings = [f for f in findings if not (f.rule in PER_STATEMENT_RULES and f.file in history)]
     return Report(stack=options.stack, findings=finalize(findings, tier_of(options.stack), analysis.markers),
                   statements=analysis.statements, probed_tables=probed)
+
+
+CONFIRMED_BY = {"rls-disabled": "rls-missing"}  # a table RLS was switched off on has none in the catalog
+
+
+def _confirmed(finding: Finding, catalog: set[tuple]) -> bool:
+    """A static finding of a rule the migrated catalog can answer stands only if the catalog
+    says the same (a later DO block may have fixed what a statement broke)."""
+    rule = RULES.get(CONFIRMED_BY.get(finding.rule, finding.rule))
+    if finding.source != "static" or rule is None or rule.catalog_query is None:
+        return True
+    return (rule.id, finding.object) in catalog
 
 
 def finalize(findings: list[Finding], tier: str, markers: dict[str, Markers]) -> list[Finding]:
@@ -88,7 +109,7 @@ def finalize(findings: list[Finding], tier: str, markers: dict[str, Markers]) ->
         enforcement = enforcement_for(finding, tier)
         file_markers = markers.get(finding.file or "")
         allowed = file_markers.allowed(finding.rule, finding.line) if file_markers else None
-        if allowed is not None:
+        if allowed is not None or finding.advisory_reason is not None:
             enforcement = ADVISORY
         finding = replace(finding, enforcement=enforcement, allowed=allowed)
         key = (finding.rule, finding.object, finding.file, finding.line)
@@ -128,13 +149,29 @@ def _locate(finding: Finding, catalog) -> Finding:
     return replace(finding, file=where.file, line=where.line) if where else finding
 
 
-def render_text(report: Report) -> str:
-    """Findings grouped by file, the fix under each, then a one-line verdict."""
-    lines = render_by_file(report.findings)
-    mandatory = sum(f.enforcement == "mandatory" for f in report.findings)
-    advisory = len(report.findings) - mandatory
+def render_text(report: Report, verbose: bool = False, per_rule: int = 3) -> str:
+    """Mandatory findings first, grouped by file with the fix under each; then advisory ones,
+    at most `per_rule` of each rule unless verbose; then a per-rule summary and the verdict."""
+    mandatory = [f for f in report.findings if f.enforcement == MANDATORY]
+    advisory: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        if f.enforcement != MANDATORY:
+            advisory.setdefault(f.rule, []).append(f)
+    shown = [f for items in advisory.values() for f in (items if verbose else items[:per_rule])]
+    lines = render_by_file(mandatory)
+    if shown:
+        lines += ["", "Advisory:"] + render_by_file(sorted(shown, key=lambda f: (f.file or "~", f.line or 0, f.rule)))
+    counts: dict[str, list[int]] = {}
+    for f in report.findings:
+        counts.setdefault(f.rule, [0, 0])[f.enforcement != MANDATORY] += 1
+    if counts:
+        lines += ["", "By rule:"]
+        for rule, (m, a) in sorted(counts.items(), key=lambda item: (-item[1][0], item[0])):
+            hidden = a - len([f for f in shown if f.rule == rule])
+            lines.append(f"  {rule}: {m} mandatory, {a} advisory"
+                         + (f" ({hidden} more not shown; --verbose lists them)" if hidden else ""))
     verdict = "BLOCKED" if report.blocked else "PASS"
     lines.append("")
-    lines.append(f"{verdict}: {mandatory} mandatory, {advisory} advisory finding(s) for stack "
-                 f"{report.stack} ({report.statements} statements, {report.probed_tables} table(s) probed).")
+    lines.append(f"{verdict}: {len(mandatory)} mandatory, {len(report.findings) - len(mandatory)} advisory finding(s) "
+                 f"for stack {report.stack} ({report.statements} statements, {report.probed_tables} table(s) probed).")
     return "\n".join(lines).lstrip("\n")

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from supagate.findings import ADVISORY, MANDATORY, Finding
 from supagate.gates.rule import DEVELOPMENT, PRODUCTION, STAGING, Rule
-from supagate.gates.rules import (destructive_unapproved, function_search_path, index_not_concurrent,
+from supagate.gates.rules import (destructive_unapproved, foreign_table_exposed, function_definer_exposed,
+                                  function_search_path, index_not_concurrent, policy_always_true_write,
+                                  storage_policy_permissive,
                                   matview_exposed, migration_edited, migration_failed, migration_out_of_order,
                                   not_promoted, policy_permissive_write, policy_public_read_personal,
                                   policy_user_metadata, probe_incomplete, rls_disabled, rls_isolation_leak,
-                                  rls_missing, rls_no_policy, view_auth_users, view_security_definer)
+                                  rls_missing, rls_no_policy, shadow_unsupported, view_auth_users,
+                                  view_security_definer)
 
 RULES: dict[str, Rule] = {m.RULE.id: m.RULE for m in (
     rls_missing, rls_disabled, rls_no_policy, policy_permissive_write, policy_public_read_personal,
     policy_user_metadata, view_security_definer, view_auth_users, matview_exposed, function_search_path,
+    function_definer_exposed, foreign_table_exposed, storage_policy_permissive, policy_always_true_write,
     destructive_unapproved, index_not_concurrent, migration_edited, migration_out_of_order, not_promoted,
-    migration_failed, rls_isolation_leak, probe_incomplete)}
+    migration_failed, rls_isolation_leak, probe_incomplete, shadow_unsupported)}
+# Judged only on migrations not yet applied (or after the stack's migrations.baseline): an
+# applied file can no longer be changed (approving it would edit it; migration-edited blocks that).
+PER_STATEMENT_RULES = ("destructive-unapproved", "index-not-concurrent")
 # Rules from other tools are namespaced: `advisor/<lint name>`, `squawk/<rule name>`.
 EXTERNAL_PREFIXES = ("advisor/", "squawk/")
 

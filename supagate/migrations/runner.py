@@ -62,9 +62,23 @@ UPSERT_BOOKKEEPING = """
         applied_at = now(), applied_by = excluded.applied_by, duration_ms = excluded.duration_ms"""
 
 
+@dataclass(frozen=True)
+class SkippedStatement:
+    """A statement the shadow database could not run for want of something Supabase has."""
+    file: str
+    line: int
+    text: str
+    reason: str
+
+
+# (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
+GapRule = Callable[[psycopg.Error, object], "str | None"]
+
+
 @dataclass
 class Result:
     applied: list[str] = field(default_factory=list)
+    gaps: list[SkippedStatement] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     reverted: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -103,8 +117,10 @@ def make_plan(history: dict[str, Applied], migrations: list[Migration], include_
 # ---------------------------------------------------------------- running
 
 def migrate(url: str, migrations: list[Migration], options: Options = Options(),
-            dry_run: bool = False, progress: Progress = stderr_progress) -> Result:
-    """Apply every pending migration in order; earlier files stay applied if one fails."""
+            dry_run: bool = False, progress: Progress = stderr_progress, gaps: GapRule | None = None) -> Result:
+    """Apply every pending migration in order; earlier files stay applied if one fails.
+    With `gaps` (the shadow database only), a statement that fails for want of something
+    the database lacks is skipped and recorded in `Result.gaps`; any other failure stops."""
     with connect(url) as conn:
         if dry_run:
             history = read_history(conn)
@@ -125,7 +141,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
                 progress(f"Applying migration {migration.filename} ({index}/{len(plan.pending)}, "
                          f"{len(migration.statements)} statements"
                          f"{'' if migration.transactional else ', outside a transaction'})...")
-                _apply(conn, migration, options, actor, url)
+                _apply(conn, migration, options, actor, url, gaps, result)
                 result.applied.append(migration.version)
                 progress(f"  done in {(time.monotonic() - started) * 1000:.0f} ms")
             return result
@@ -263,8 +279,37 @@ def _execute_all(conn, statements) -> None:
         conn.execute(sql, params)
 
 
-def _apply(conn, migration: Migration, options: Options, actor: str, url: str) -> None:
-    _run_file(conn, migration, options, url, after=lambda ms: _record(migration, actor, duration_ms=ms))
+def _apply(conn, migration: Migration, options: Options, actor: str, url: str, gaps: GapRule | None = None,
+           result: Result | None = None) -> None:
+    after = lambda ms: _record(migration, actor, duration_ms=ms)  # noqa: E731
+    try:
+        _run_file(conn, migration, options, url, after=after)
+    except MigrationError:
+        if gaps is None:
+            raise
+        result.gaps.extend(_run_skipping_gaps(conn, migration, options, url, after, gaps))
+
+
+def _run_skipping_gaps(conn, migration: Migration, options: Options, url: str, after, gaps: GapRule):
+    """Run the file statement by statement, each in a savepoint, skipping gaps."""
+    skipped = []
+    where = migration.path or migration.filename
+    with conn.transaction() if migration.transactional else nullcontext():
+        for key in ("lock_timeout", "statement_timeout"):
+            value = getattr(migration, key) or getattr(options, key)
+            conn.execute(f"SET {'LOCAL ' if migration.transactional else ''}{key} = '{value}'")
+        for number, statement in _runnable(migration):
+            try:
+                with conn.transaction() if migration.transactional else nullcontext():
+                    conn.execute(statement.text)
+            except psycopg.Error as exc:
+                reason = gaps(exc, statement)
+                if reason is None:
+                    raise statement_error(conn, migration, number, statement, exc, url, migration.transactional) from None
+                skipped.append(SkippedStatement(where, statement.line, statement.text, reason))
+        with conn.transaction():
+            _execute_all(conn, after(None))
+    return skipped
 
 
 def _run_file(conn, migration: Migration, options: Options, url: str, after) -> None:

@@ -3,7 +3,7 @@ and input shapes, in one place both sides import.
 
 Input shapes (keys as the engine sees them):
 - Migrations: db_url (secret), migrations [{version, name, sql, down_sql, checksum,
-  transactional}], exposed_schemas [str], lock_timeout, statement_timeout, and on prod
+  transactional}], exposed_schemas [str], lock_timeout, statement_timeout, baseline (optional), and on prod
   `promotion` {stack, checksums {version: sha256} | None} read from the staging stack.
 - ProjectSettings: project_ref, api_url, access_token (secret), allow_restart, and the
   declared areas only (supagate/supabase_api/areas.py): postgres, auth

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from supagate.errors import BadInput
 from supagate.findings import Finding
 from supagate.gates.catalog import replay
+from supagate.gates.registry import PER_STATEMENT_RULES
 from supagate.gates.rules import not_promoted
 from supagate.migrations.files import sha256
 from supagate.offline.resource_types import MIGRATIONS, PROJECT_SETTINGS, SECRET_INPUTS, migrations_from_inputs
@@ -81,9 +82,14 @@ def migration_findings(props: dict[str, Any], rule: str) -> list[Finding]:
         return [_violation(rule, "migrations", f"The migrations cannot be analysed: {result}",
                            "Fix the migration named above; `supagate check` shows the same error.")]
     findings, markers = result
+    baseline = str(props.get("baseline") or "")
+    history = {f"supabase/migrations/{m.get('version')}_{m.get('name')}.sql" for m in plain(props.get("migrations"))
+               if baseline and str(m.get("version")) <= baseline}
     kept = []
     for finding in findings:
-        if finding.rule != rule:
+        if finding.rule != rule or finding.advisory_reason is not None:
+            continue  # advisory by the rule's own reason: `supagate check` reports it
+        if rule in PER_STATEMENT_RULES and finding.file in history:
             continue
         file_markers = markers.get(finding.file or "")
         if file_markers and file_markers.allowed(rule, finding.line):

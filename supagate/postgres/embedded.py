@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL 15 cluster with Supabase's roles and auth schema.
+"""A throwaway PostgreSQL 15 cluster shaped like a hosted Supabase database
+(postgres/supabase_shape.py: roles, auth, storage, Vault, realtime, extensions).
 
 Used by the quick start, the tests, the shadow database of `supagate check` and the
 benchmarks. The cluster listens on a free loopback port, trusts local connections (it
@@ -22,12 +23,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import psycopg
 
-DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
+from supagate.postgres.supabase_shape import DEFAULT_EXPOSED_SCHEMAS, prepare_supabase_database, private_install
+
 _PREFIX = "supagate-pg-"
 _PR_SET_PDEATHSIG = 1
 
@@ -177,7 +178,7 @@ class EmbeddedPostgres:
         if _has_extension(bindir, "pg_cron"):
             settings["shared_preload_libraries"] = "pg_cron"
             settings["cron.database_name"] = "postgres"
-        args = [str(bindir / "postgres"), "-D", str(data)]
+        args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
         log = open(self.root / "postgres.log", "wb")
@@ -228,22 +229,6 @@ class EmbeddedPostgres:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
-
-
-def prepare_supabase_database(url: str, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS,
-                              roles_exist: bool = False) -> None:
-    """Load the Supabase shim into an empty database (roles are cluster-wide, made once)."""
-    sql_dir = resources.files("supagate.postgres").joinpath("sql")
-    shim = sql_dir.joinpath("supabase_shim.sql").read_text()
-    if not roles_exist:
-        shim = sql_dir.joinpath("supabase_roles.sql").read_text() + shim
-    schemas = ",".join(exposed_schemas)
-    with psycopg.connect(url, autocommit=True) as conn:
-        dbname = conn.info.dbname
-        conn.execute(shim)
-        conn.execute(f'alter database "{dbname}" set search_path = "$user", public, extensions')
-        conn.execute(f"alter database \"{dbname}\" set pgrst.db_schemas = '{schemas}'")
-        conn.execute(f"alter role authenticator set pgrst.db_schemas = '{schemas}'")
 
 
 _sigterm_installed = False

@@ -7,6 +7,7 @@ anon and authenticated unless revoked."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 API_ROLES = ("anon", "authenticated")
@@ -15,6 +16,9 @@ OWNER_COLUMNS = {"user_id", "owner_id", "profile_id", "patient_id", "member_id",
 CONTACT_COLUMNS = {"email", "phone", "phone_number", "mobile", "address", "street_address", "postal_code",
                    "first_name", "last_name", "full_name", "date_of_birth", "birth_date", "dob", "ssn"}
 SUPABASE_DEFAULT_GRANT_SCHEMAS = {"public"}  # Supabase grants new objects here to the API roles
+# A function body that looks at its caller: it can tell users apart.
+CALLER = re.compile(r"auth\s*\.\s*(uid|jwt|role|email)\s*\(|request\.jwt\.claim|current_setting\s*\(\s*'request\.jwt",
+                    re.IGNORECASE)
 _TRUE_TEXT = {"true", "cast('t' as bool)", "cast('true' as bool)", "cast('t' as boolean)",
               "cast('true' as boolean)", "1 = 1"}
 
@@ -80,6 +84,20 @@ class Function:
     security_definer: bool
     search_path: bool
     where: Where
+    body: str = ""
+    returns_trigger: bool = False
+    grants: dict[str, set[str]] = field(default_factory=dict)  # role -> privileges (execute)
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def executable_by(self, role: str) -> bool:
+        """PUBLIC's EXECUTE reaches every role."""
+        return any(privs & {"execute", "all"} for r, privs in self.grants.items() if r in (role, "public"))
+
+    def reads_caller(self) -> bool:
+        return bool(CALLER.search(self.body))
 
 
 @dataclass
@@ -88,11 +106,25 @@ class Catalog:
     relations: dict[str, Relation] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)
     default_grants: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # schema -> role -> privs
+    # Functions: PostgreSQL grants EXECUTE to PUBLIC everywhere; Supabase adds the API roles in public.
+    default_function_grants: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    buckets: dict[str, bool] = field(default_factory=dict)  # storage bucket id -> public
     search_schema: str = "public"
 
     def __post_init__(self):
         for schema in SUPABASE_DEFAULT_GRANT_SCHEMAS:
             self.default_grants.setdefault(schema, {role: {"all"} for role in API_ROLES})
+            self.default_function_grants.setdefault(schema, {role: {"all"} for role in API_ROLES})
+        # Supabase's own tables that migrations put policies on (RLS is on there already).
+        for name in ("objects", "buckets"):
+            self.relations[f"storage.{name}"] = Relation("storage", name, "table", Where("(supabase)", 0, ""),
+                                                         rls=True)
+
+    def function_defaults(self, schema: str) -> dict[str, set[str]]:
+        grants = {"public": {"execute"}}
+        for role, privs in self.default_function_grants.get(schema, {}).items():
+            grants[role] = set(privs)
+        return grants
 
     def key(self, rangevar) -> str:
         return f"{rangevar.schemaname or self.search_schema}.{rangevar.relname}"

@@ -112,3 +112,11 @@ def leading_lines(text: str) -> int:
             break
     return count
 
+
+
+def function_body(node) -> str:
+    """The text of a CREATE FUNCTION's body (AS '...' or BEGIN ATOMIC ... END)."""
+    for option in node.options or ():
+        if getattr(option, "defname", None) == "as":
+            return " ".join(getattr(part, "sval", "") for part in option.arg)
+    return deparse(node.sql_body) or "" if getattr(node, "sql_body", None) is not None else ""

@@ -14,7 +14,8 @@ import pglast
 
 from supagate.findings import Finding
 from supagate.gates.catalog.model import API_ROLES, Catalog, Function, Policy, Relation, Where
-from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_key, leading_lines, option_true,
+from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines,
+                                          option_true,
                                           reads_auth_users, references_auth_users, role_names, sets_search_path)
 from supagate.gates.markers import Markers, read_markers
 from supagate.gates.registry import RULES
@@ -80,6 +81,23 @@ class _FileWalker:
         self.catalog.relations[key] = relation
         self.created_here.add(key)
         return relation
+
+    def _CreateForeignTableStmt(self, node) -> None:
+        relation = self._new_relation(node.base.relation, "foreign")
+        for element in node.base.tableElts or ():
+            if type(element).__name__ == "ColumnDef":
+                relation.columns[element.colname] = False
+
+    def _InsertStmt(self, node) -> None:
+        """Buckets created by migrations, and whether they are public."""
+        if self.catalog.key(node.relation) != "storage.buckets" or node.selectStmt is None:
+            return
+        columns = [c.name for c in node.cols or ()]
+        for values in getattr(node.selectStmt, "valuesLists", None) or ():
+            row = dict(zip(columns, (deparse(v) for v in values)))
+            bucket = (row.get("id") or row.get("name") or "").strip("'")
+            if bucket:
+                self.catalog.buckets[bucket] = (row.get("public") or "false").strip("'").lower() in ("true", "t")
 
     def _CreateStmt(self, node) -> None:
         if node.relation.relpersistence == "t":
@@ -239,7 +257,11 @@ class _FileWalker:
     def _GrantStmt(self, node) -> None:
         privileges = {p.priv_name for p in node.privileges or ()} or {"all"}
         grantees = [g for g in role_names(node.grantees) if g in API_ROLES or g == "public"]
-        if not grantees or enum(node.objtype) not in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW"):
+        if grantees and enum(node.objtype) in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
+            self._grant_functions(node, privileges, grantees)
+            return
+        if not grantees or enum(node.objtype) not in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW",
+                                                      "OBJECT_FOREIGN_TABLE"):
             return
         target = enum(node.targtype)
         if target == "ACL_TARGET_OBJECT":
@@ -253,23 +275,44 @@ class _FileWalker:
             for role in grantees:
                 apply_grant(relation.grants.setdefault(role, set()), privileges, node.is_grant)
 
+    def _grant_functions(self, node, privileges: set[str], grantees: list[str]) -> None:
+        if enum(node.targtype) == "ACL_TARGET_ALL_IN_SCHEMA":
+            schemas = {o.sval for o in node.objects}
+            functions = [f for f in self.catalog.functions.values() if f.schema in schemas]
+        else:
+            functions = [self.catalog.functions.get(function_key(o.objname, self.catalog.search_schema))
+                         for o in node.objects]
+        for function in filter(None, functions):
+            for role in grantees:
+                apply_grant(function.grants.setdefault(role, set()), privileges, node.is_grant)
+
     def _AlterDefaultPrivilegesStmt(self, node) -> None:
         action = node.action
-        if enum(action.objtype) != "OBJECT_TABLE":
+        kind = enum(action.objtype)
+        if kind == "OBJECT_TABLE":
+            defaults = self.catalog.default_grants
+        elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE"):
+            defaults = self.catalog.default_function_grants
+        else:
             return
         schemas = [s.sval for o in node.options or () if o.defname == "schemas" for s in o.arg]
         privileges = {p.priv_name for p in action.privileges or ()} or {"all"}
         for schema in schemas or [self.catalog.search_schema]:
             for role in role_names(action.grantees):
                 if role in API_ROLES or role == "public":
-                    privs = self.catalog.default_grants.setdefault(schema, {}).setdefault(role, set())
+                    privs = defaults.setdefault(schema, {}).setdefault(role, set())
                     apply_grant(privs, privileges, action.is_grant)
 
     # -- functions
     def _CreateFunctionStmt(self, node) -> None:
         key = function_key(node.funcname, self.catalog.search_schema)
+        previous = self.catalog.functions.get(key)
+        grants = previous.grants if previous is not None and node.replace else \
+            self.catalog.function_defaults(key.split(".", 1)[0])
+        returns = node.returnType.names[-1].sval if node.returnType is not None else ""
         self.catalog.functions[key] = Function(
-            key, option_true(node.options, "security"), sets_search_path(node.options), self.where)
+            key, option_true(node.options, "security"), sets_search_path(node.options), self.where,
+            body=function_body(node), returns_trigger=returns in ("trigger", "event_trigger"), grants=grants)
 
     def _AlterFunctionStmt(self, node) -> None:
         function = self.catalog.functions.get(function_key(node.func.objname, self.catalog.search_schema))

@@ -22,6 +22,9 @@ ADVISOR_EQUIVALENTS = {
     "auth_users_exposed": "view-auth-users",
     "materialized_view_in_api": "matview-exposed",
     "rls_enabled_no_policy": "rls-no-policy",
+    "function_search_path_mutable": "function-search-path",
+    "foreign_table_in_api": "foreign-table-exposed",
+    "rls_references_user_metadata": "policy-user-metadata",
 }
 # Lints that read usage statistics, which a just-built database does not have.
 ADVISOR_NEEDS_TRAFFIC = {"unused_index"}

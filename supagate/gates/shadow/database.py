@@ -23,7 +23,8 @@ import psycopg
 from supagate.errors import Failed
 from supagate.findings import Finding
 from supagate.gates.registry import RULES
-from supagate.gates.rules import migration_failed
+from supagate.gates.rules import migration_failed, shadow_unsupported
+from supagate.gates.shadow.gaps import GapRule
 from supagate.gates.rules.function_search_path import PLATFORM_SCHEMAS
 from supagate.migrations import runner
 from supagate.migrations.files import Migration
@@ -40,6 +41,9 @@ class ShadowError(Failed):
 class ShadowResult:
     findings: list[Finding] = field(default_factory=list)
     applied: int = 0
+    gaps: int = 0  # statements skipped as shadow-unsupported
+    complete: bool = True  # every migration applied: the catalog can overrule static analysis
+    catalog: set = field(default_factory=set)  # (rule, object) the catalog queries found
     probed_tables: int = 0
     advisor_lints: int = 0
 
@@ -79,15 +83,20 @@ def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supa
     progress(f"Applying {len(migrations)} migration(s) to the shadow database...")
     try:
         applied = runner.migrate(url, migrations, runner.Options(include_all=True, lock_wait=5),
-                                 progress=lambda _: None)
+                                 progress=lambda _: None, gaps=GapRule())
         result.applied = len(applied.applied)
+        result.gaps = len(applied.gaps)
+        result.findings += [shadow_unsupported.finding(g.file, g.line, g.text, g.reason) for g in applied.gaps]
     except runner.MigrationError as exc:
         result.findings.append(migration_failed.finding(exc))
+        result.complete = False
         return result  # later checks would describe a half-built schema
     progress("Checking the catalog and probing row level security as anon and authenticated...")
     with connect(url) as conn:
-        result.findings += catalog_findings(conn, exposed)
-        probe_findings, result.probed_tables = isolation_probes(conn, exposed)
+        found = catalog_findings(conn, exposed)
+        result.catalog = {(f.rule, f.object) for f in found}
+        result.findings += found
+        probe_findings, result.probed_tables = isolation_probes(conn, url, exposed)
         result.findings += probe_findings
     if supabase_cli:
         progress("Running Supabase's advisors (supabase db advisors)...")
@@ -103,5 +112,6 @@ def catalog_findings(conn: psycopg.Connection, exposed: tuple[str, ...]) -> list
     found = []
     for rule in RULES.values():
         if rule.catalog_query is not None:
-            found += [rule.from_catalog(name) for (name,) in conn.execute(rule.catalog_query, params).fetchall()]
+            found += [f for row in conn.execute(rule.catalog_query, params).fetchall()
+                      if (f := rule.from_catalog(*row)) is not None]
     return found

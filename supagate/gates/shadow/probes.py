@@ -2,12 +2,17 @@
 an owner column (or contact fields), rows of two users are seeded, then, as
 `authenticated` with user A's JWT claims, A must not read, change, delete or create B's
 rows, and `anon` must see none. Every probe runs in a transaction that rolls back; a
-probe that cannot run is reported (probe-incomplete), never passed."""
+probe that cannot run is reported (probe-incomplete), never passed.
+
+The probes reach the tables as PostgREST does: connected as `authenticator`, then
+`SET ROLE anon|authenticated` with `request.jwt.claims`, so `session_user` and
+`current_user` are what a policy sees in production."""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -116,15 +121,62 @@ def _row(columns: list[Column], owner: str, user: uuid.UUID, n: int):
     return sql.SQL("({}) VALUES ({})").format(sql.SQL(", ").join(names), sql.SQL(", ").join(values))
 
 
-def isolation_probes(conn: psycopg.Connection, exposed: tuple[str, ...]) -> tuple[list[Finding], int]:
+def isolation_probes(conn: psycopg.Connection, url: str, exposed: tuple[str, ...]) -> tuple[list[Finding], int]:
+    """Probe every exposed table holding personal data, as PostgREST would reach it."""
+    targets = [(s, t, owner) for s, t, owner, contact in _tables(conn, exposed) if owner is not None or contact]
+    if not targets:
+        return [], 0
     findings: list[Finding] = []
-    probed = 0
-    for schema, table, owner, contact in _tables(conn, exposed):
-        if owner is None and not contact:
-            continue  # nothing personal to leak: no owner column, no contact fields
-        probed += 1
-        findings += _probe_table(conn, schema, table, owner)
-    return findings, probed
+    conn.execute(SEED_HELPER)
+    try:
+        with _connect_as_authenticator(conn, url) as api:
+            for schema, table, owner in targets:
+                findings += _probe_table(conn, api, schema, table, owner)
+    finally:
+        conn.execute("DROP SCHEMA IF EXISTS supagate_probe CASCADE")
+    return findings, len(targets)
+
+
+# Seeds are written by the database owner, skipping foreign keys and triggers, inside the
+# API connection's own transaction (so they roll back with it); then triggers are back on.
+SEED_HELPER = """
+CREATE SCHEMA IF NOT EXISTS supagate_probe;
+CREATE OR REPLACE FUNCTION supagate_probe.seed(statements text[], replica boolean) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE statement text; touched bigint := 0; n bigint;
+BEGIN
+  IF replica THEN PERFORM set_config('session_replication_role', 'replica', true); END IF;
+  FOREACH statement IN ARRAY statements LOOP
+    EXECUTE statement;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    touched := touched + n;
+  END LOOP;
+  PERFORM set_config('session_replication_role', 'origin', true);
+  RETURN touched;
+END $$;
+CREATE OR REPLACE FUNCTION supagate_probe.replica() RETURNS void LANGUAGE sql SECURITY DEFINER AS
+  $$ SELECT set_config('session_replication_role', 'replica', true) $$;
+REVOKE ALL ON FUNCTION supagate_probe.seed(text[], boolean), supagate_probe.replica() FROM PUBLIC;
+GRANT USAGE ON SCHEMA supagate_probe TO authenticator;
+GRANT EXECUTE ON FUNCTION supagate_probe.seed(text[], boolean), supagate_probe.replica() TO authenticator;
+"""
+
+
+def _connect_as_authenticator(conn: psycopg.Connection, url: str) -> psycopg.Connection:
+    """A connection as `authenticator`, PostgREST's login role (never the owner: on Supabase
+    `postgres` bypasses RLS, and session_user would differ)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {**conninfo_to_dict(url), "user": "authenticator"}
+    params.pop("password", None)
+    try:
+        return psycopg.connect(make_conninfo(**params), autocommit=True, connect_timeout=10,
+                               application_name="supagate probes")
+    except psycopg.OperationalError:
+        password = secrets.token_urlsafe(24)  # the shadow's own: throwaway, never printed
+        conn.execute(sql.SQL("ALTER ROLE authenticator PASSWORD {}").format(sql.Literal(password)))
+        return psycopg.connect(make_conninfo(**params, password=password), autocommit=True, connect_timeout=10,
+                               application_name="supagate probes")
 
 
 def _claims(role: str, user: uuid.UUID | None) -> str:
@@ -134,7 +186,12 @@ def _claims(role: str, user: uuid.UUID | None) -> str:
     return json.dumps(claims)
 
 
-def _probe_table(conn, schema: str, table: str, owner: str | None) -> list[Finding]:
+def _as(api: psycopg.Connection, role: str, user: uuid.UUID | None) -> None:
+    api.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+    api.execute("SELECT set_config('request.jwt.claims', %s, true)", (_claims(role, user),))
+
+
+def _probe_table(conn, api, schema: str, table: str, owner: str | None) -> list[Finding]:
     name = f"{schema}.{table}"
     target = sql.Identifier(schema, table)
     columns = _columns(conn, schema, table)
@@ -143,66 +200,121 @@ def _probe_table(conn, schema: str, table: str, owner: str | None) -> list[Findi
     def leak(verb: str, role: str, detail: str) -> None:
         findings.append(rls_isolation_leak.finding(name, verb, role, detail, owner))
 
-    def incomplete(error: str) -> None:
-        findings.append(probe_incomplete.finding(name, error))
+    def incomplete(verb: str, error: str) -> None:
+        findings.append(probe_incomplete.finding(name, verb, error))
 
     owner_key = owner or next((c.name for c in columns if c.name in CONTACT_COLUMNS), None)
     try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET LOCAL session_replication_role = replica")  # seeded rows skip FKs and triggers
-            conn.execute("INSERT INTO auth.users (id, email, aud, role) VALUES (%s, 'a@probe.invalid', "
-                         "'authenticated', 'authenticated'), (%s, 'b@probe.invalid', 'authenticated', "
-                         "'authenticated') ON CONFLICT DO NOTHING", (USER_A, USER_B))
-            try:
-                for user, n in ((USER_A, 1), (USER_B, 2)):
-                    conn.execute(sql.SQL("INSERT INTO {} ").format(target) + _row(columns, owner_key, user, n))
-            except (psycopg.Error, ValueError) as exc:
-                incomplete(_short(exc))
-                return findings
-            if owner is not None:
-                column = sql.Identifier(owner)
-                own = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(target, column),
-                                   (USER_A,)).fetchone()[0]
-                conn.execute("SET LOCAL ROLE authenticated")
-                conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (_claims("authenticated", USER_A),))
-                # No WHERE clause: an UPDATE or DELETE that reads no column is checked against
-                # its own policy only, not the SELECT policies, which is how real leaks happen.
-                checks = (
-                    ("select", sql.SQL("SELECT 1 FROM {}").format(target), None, "reads user B's rows"),
-                    ("update", sql.SQL("UPDATE {} SET {} = %s").format(target, column), (USER_A,),
-                     "changes user B's rows"),
-                    ("delete", sql.SQL("DELETE FROM {}").format(target), None, "deletes user B's rows"),
-                )
-                for verb, statement, params, detail in checks:
-                    affected = _attempt(conn, statement, params)
-                    if affected is not None and affected > own:
-                        leak(verb, "authenticated user A", detail)
-                affected = _attempt(conn, sql.SQL("INSERT INTO {} ").format(target)
-                                    + _row(columns, owner, USER_B, 3), None)
-                if affected:
-                    leak("insert", "authenticated user A", "creates rows owned by user B")
-                elif affected is None:
-                    incomplete("inserting a row as user A failed for a reason other than permissions")
-            conn.execute("SET LOCAL ROLE anon")
-            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (_claims("anon", None),))
-            if _attempt(conn, sql.SQL("SELECT 1 FROM {}").format(target), None):
-                leak("select", "anon", "sees personal rows")
-    except psycopg.Error as exc:
-        incomplete(_short(exc))
+        seeds = [_users_seed()] + [(sql.SQL("INSERT INTO {} ").format(target) + _row(columns, owner_key, user, n))
+                                   .as_string(conn) for user, n in ((USER_A, 1), (USER_B, 2))]
+    except ValueError as exc:
+        incomplete("seed", str(exc))
+        return findings
+    with api.transaction(force_rollback=True):
+        try:
+            with api.transaction():
+                api.execute("SELECT supagate_probe.seed(%s, true)", (seeds,))
+        except psycopg.Error as exc:
+            incomplete("seed", _short(exc))
+            return findings
+        if owner is not None:
+            column = sql.Identifier(owner)
+            own = 1  # the one row seeded for user A
+            _as(api, "authenticated", USER_A)
+            # No WHERE clause: an UPDATE or DELETE that reads no column is checked against
+            # its own policy only, not the SELECT policies, which is how real leaks happen.
+            # The UPDATE writes each row's own owner back: no unique or check constraint can
+            # stop it, so only a policy (or a permission) can.
+            checks = (
+                ("select", sql.SQL("SELECT 1 FROM {}").format(target), "reads user B's rows"),
+                ("update", sql.SQL("UPDATE {} SET {} = {}").format(target, column, column), "changes user B's rows"),
+                ("delete", sql.SQL("DELETE FROM {}").format(target), "deletes user B's rows"),
+            )
+            for verb, statement, detail in checks:
+                affected, error = _attempt(api, statement)
+                if error is not None:
+                    incomplete(verb, error)
+                elif affected > own:
+                    leak(verb, "authenticated user A", detail)
+            # Taking B's rows over (setting the owner to A) passes a WITH CHECK on the owner.
+            takeover = sql.SQL("UPDATE {} SET {} = %s").format(target, column)  # no WHERE: see above
+            affected, error = _attempt(api, takeover, (USER_A,))
+            mine = own
+            if error is not None and error.startswith("23505"):  # A may own one row only: give up A's seed
+                affected, error = _attempt_without_own_row(api, takeover, (USER_A,), target, column)
+                mine = 0
+            if error is not None:
+                incomplete("update the owner", error)
+            elif affected > mine:
+                leak("update", "authenticated user A", "takes over user B's rows (sets their owner to A)")
+            insert = sql.SQL("INSERT INTO {} ").format(target) + _row(columns, owner, USER_B, 3)
+            affected, error = _attempt(api, insert)
+            if error is not None and error.startswith("23503"):
+                # A foreign key the probe's made-up values cannot meet: ask again without
+                # foreign key checks and triggers; RLS still decides.
+                affected, error = _attempt_replica(api, insert, "authenticated")
+            if error is not None:
+                incomplete("insert", error)
+            elif affected:
+                leak("insert", "authenticated user A", "creates rows owned by user B")
+            api.execute("RESET ROLE")
+        _as(api, "anon", None)
+        affected, error = _attempt(api, sql.SQL("SELECT 1 FROM {}").format(target))
+        if error is not None:
+            incomplete("select as anon", error)
+        elif affected:
+            leak("select", "anon", "sees personal rows")
     return findings
 
 
-def _attempt(conn, statement, params) -> int | None:
-    """Rows the statement returned or touched; 0 when permissions stopped it; None when it
-    failed for another reason."""
+def _users_seed() -> str:
+    return ("INSERT INTO auth.users (id, email, aud, role) VALUES "
+            f"('{USER_A}', 'a@probe.invalid', 'authenticated', 'authenticated'), "
+            f"('{USER_B}', 'b@probe.invalid', 'authenticated', 'authenticated') ON CONFLICT DO NOTHING")
+
+
+def _attempt(api, statement, params=None) -> tuple[int, str | None]:
+    """(rows returned or touched, None), (0, None) when a permission or a policy stopped it,
+    or (0, "SQLSTATE message") when it failed for another reason."""
     try:
-        with conn.transaction(force_rollback=True):  # a savepoint, undone: probes stay independent
-            cursor = conn.execute(statement, params)
-            return cursor.rowcount if cursor.rowcount >= 0 else len(cursor.fetchall())
+        with api.transaction(force_rollback=True):  # a savepoint, undone: probes stay independent
+            cursor = api.execute(statement, params)
+            return (cursor.rowcount if cursor.rowcount >= 0 else len(cursor.fetchall())), None
+    except psycopg.errors.InsufficientPrivilege:  # 42501: permission denied, or a policy's WITH CHECK
+        return 0, None
+    except psycopg.Error as exc:
+        return 0, f"{exc.diag.sqlstate} {_short(exc)}"
+
+
+def _attempt_without_own_row(api, statement, params, target, column) -> tuple[int, str | None]:
+    """The attempt after A's seeded row is removed (by the owner), for owners unique per user."""
+    try:
+        with api.transaction(force_rollback=True):
+            api.execute("RESET ROLE")
+            delete = sql.SQL("DELETE FROM {} WHERE {} = {}").format(target, column, sql.Literal(str(USER_A)))
+            api.execute("SELECT supagate_probe.seed(%s, true)", ([delete.as_string(api)],))
+            api.execute("SET LOCAL ROLE authenticated")
+            cursor = api.execute(statement, params)
+            return cursor.rowcount, None
     except psycopg.errors.InsufficientPrivilege:
-        return 0
-    except psycopg.Error:
-        return None
+        return 0, None
+    except psycopg.Error as exc:
+        return 0, f"{exc.diag.sqlstate} {_short(exc)}"
+
+
+def _attempt_replica(api, statement, role: str) -> tuple[int, str | None]:
+    """The same attempt with foreign keys and triggers off (the owner switches them off)."""
+    try:
+        with api.transaction(force_rollback=True):
+            api.execute("RESET ROLE")
+            api.execute("SELECT supagate_probe.replica()")
+            api.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            cursor = api.execute(statement)
+            return cursor.rowcount, None
+    except psycopg.errors.InsufficientPrivilege:
+        return 0, None
+    except psycopg.Error as exc:
+        return 0, f"{exc.diag.sqlstate} {_short(exc)}"
 
 
 def _short(exc: Exception) -> str:
