@@ -27,7 +27,7 @@ def run(args) -> int:
     tests_dir = root / "supabase" / "tests"
     migrations = load_migrations(migrations_dir, warn=err)
     started = time.monotonic()
-    err("Starting a throwaway PostgreSQL 15 with Supabase's roles and auth schema...")
+    err("Starting a throwaway PostgreSQL 15 shaped like a hosted Supabase project...")
     with EmbeddedPostgres() as pg:
         err(f"  ready on 127.0.0.1:{pg.port} in {time.monotonic() - started:.1f} s")
         result = runner.migrate(pg.url, migrations)

@@ -213,7 +213,7 @@ class EmbeddedPostgres:
         """A fresh database in this cluster, with the shim loaded; returns its URL."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'create database "{name}"')
-        prepare_supabase_database(self.url_for(name), self.exposed_schemas, roles_exist=True)
+        prepare_supabase_database(self.url_for(name), self.exposed_schemas)
         return self.url_for(name)
 
     def stop(self) -> None:

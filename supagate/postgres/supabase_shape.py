@@ -81,12 +81,10 @@ def _sharedir(bindir: Path) -> Path:
     return Path("/usr/share/postgresql") / bindir.parent.name
 
 
-def prepare_supabase_database(url: str, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS, roles_exist: bool = False) -> None:
-    """Give an empty database Supabase's shape (roles are cluster-wide, made once)."""
+def prepare_supabase_database(url: str, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS) -> None:
+    """Give an empty database Supabase's shape (roles are cluster-wide: made when missing)."""
     sql_dir = resources.files("supagate.postgres").joinpath("sql")
-    script = "".join(sql_dir.joinpath(name).read_text() for name in SHAPE_FILES)
-    if not roles_exist:
-        script = sql_dir.joinpath("roles.sql").read_text() + script
+    script = "".join(sql_dir.joinpath(name).read_text() for name in ("roles.sql", *SHAPE_FILES))
     schemas = ",".join(exposed_schemas)
     with psycopg.connect(url, autocommit=True) as conn:
         dbname = conn.info.dbname

@@ -71,10 +71,8 @@ def _prepare_given(url: str, exposed: tuple[str, ...]) -> None:
                               "Pass an empty database (it is changed), or leave out --db-url to use a "
                               "throwaway one.")
         has_auth = conn.execute("SELECT to_regclass('auth.users') IS NOT NULL").fetchone()[0]
-        has_roles = conn.execute("SELECT count(*) = 4 FROM pg_roles WHERE rolname IN "
-                                 "('anon', 'authenticated', 'service_role', 'authenticator')").fetchone()[0]
     if not has_auth:
-        prepare_supabase_database(url, exposed, roles_exist=has_roles)
+        prepare_supabase_database(url, exposed)
 
 
 def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supabase_cli: str | None,
