@@ -1,6 +1,7 @@
 """supabase-platform: load the stack's settings, build the components, export outputs."""
 
 import pulumi
+from pulumi.runtime.config import is_config_secret
 
 from components.database import Database, DatabaseArgs
 from components.delivery import Delivery, DeliveryArgs
@@ -17,7 +18,8 @@ from supagate.delivery.workflows import rendered
 stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)
 # Settings are validated as a whole before any resource is registered.
-settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml")
+settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml",
+                         is_secret=lambda key: is_config_secret(f"{NAMESPACE}:{key}"))
 migrations = load_migrations(settings.migrations.directory, warn=pulumi.log.warn)
 
 functions = discover("supabase", settings.functions)

@@ -4,11 +4,12 @@ Pulumi.<stack>.yaml, validated as a whole into one error that names every bad ke
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
-from supagate.config.models import NAMESPACE, Settings
+from supagate.config.models import NAMESPACE, SECRET_KEYS, Settings
 from supagate.errors import BadInput
 
 
@@ -16,12 +17,18 @@ class SettingsError(BadInput):
     """Every problem in a stack's config, one per line, each naming its key."""
 
 
-def load_settings(stack: str, values: Mapping[str, Any], source: str) -> Settings:
+def load_settings(stack: str, values: Mapping[str, Any], source: str,
+                  is_secret: Callable[[str], bool] | None = None) -> Settings:
     """Validate `values` (config keys without the namespace, raw JSON strings or values).
 
-    `source` names where they came from (the stack file) for the error message."""
+    `source` names where they came from (the stack file) for the error message;
+    `is_secret(key)`, when the engine can say, refuses a secret key set as plain text."""
     data: dict[str, Any] = {"stack": stack}
     problems: list[str] = []
+    for key in SECRET_KEYS if is_secret is not None else ():
+        if values.get(key) not in (None, "", "{}", {}) and not is_secret(key):
+            problems.append(f"{NAMESPACE}:{key}: set as plain text, so it would be stored unencrypted; set it with "
+                            f"`pulumi config set --secret {key} VALUE --stack {stack}`")
     for key, raw in values.items():
         if isinstance(raw, str) and raw.startswith(("[", "{")):
             try:
@@ -55,6 +62,27 @@ def load_settings(stack: str, values: Mapping[str, Any], source: str) -> Setting
 def settings_from_stack_file(stack: str, path) -> Settings:
     """Read a Pulumi.<stack>.yaml directly (used by tests, `supagate check` and `plan`)."""
     return load_settings(stack, stack_file_values(path), str(path))
+
+
+def secret_keys_of(path) -> list[str]:
+    """The keys the engine would pass as secret for this stack file: those written as
+    `secure:` (at any depth) and the required secrets the file leaves to the engine."""
+    import yaml
+
+    try:
+        config = (yaml.safe_load(Path(path).read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError):
+        return []
+
+    def secure(value) -> bool:
+        if isinstance(value, dict):
+            return set(value) == {"secure"} or any(secure(v) for v in value.values())
+        return isinstance(value, list) and any(secure(v) for v in value)
+
+    keys = {str(k).partition(":")[2] for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:") and secure(v)}
+    present = {str(k).partition(":")[2] for k in config}
+    keys |= {k for k in ("dbUrl", "supabaseAccessToken", "functionSecrets") if k not in present}
+    return sorted(keys)
 
 
 def stack_file_values(path) -> dict[str, Any]:

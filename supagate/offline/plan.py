@@ -17,10 +17,9 @@ from typing import Callable
 from supagate.migrations.files import load_migrations
 from supagate.findings import Finding
 from supagate.pack.host import PolicyPack, load_pack_config, pack_python, violation_json
-from supagate.config.loading import load_settings, stack_file_values
+from supagate.config.loading import load_settings, secret_keys_of, stack_file_values
 from supagate.config.models import Settings
 
-SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "githubToken"]
 
 
 class PlanError(Failed):
@@ -59,7 +58,9 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     outputs = _stack_outputs(root, settings, staging_outputs, notes)
 
     progress(f"Evaluating __main__.py for stack {stack} under the mock runtime...")
-    request = {"root": str(root), "stack": stack, "config": values, "secret_keys": SECRET_KEYS,
+    # Secret as the engine would pass them: what the stack file holds as `secure:`, and the
+    # stand-ins for secrets set only through the engine.
+    request = {"root": str(root), "stack": stack, "config": values, "secret_keys": secret_keys_of(stack_file),
                "stack_outputs": outputs}
     done = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
                           capture_output=True, text=True, cwd=root, timeout=300)

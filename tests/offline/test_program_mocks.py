@@ -26,8 +26,11 @@ def stack_config(stack: str) -> dict:
     return config
 
 
-def run_program(stack: str, config: dict, stack_outputs: dict | None = None) -> dict:
-    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl"],
+SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl", "githubToken"]
+
+
+def run_program(stack: str, config: dict, stack_outputs: dict | None = None, secret_keys=SECRET_KEYS) -> dict:
+    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": list(secret_keys),
                "stack_outputs": stack_outputs}
     proc = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -244,3 +247,14 @@ def test_repository_secrets_only_when_set():
     secrets = _of_type(with_secrets, "github:index/actionsSecret:ActionsSecret")
     assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL"}
     assert all(is_secret(r["inputs"]["plaintextValue"]) for r in secrets)
+
+
+def test_an_optional_secret_set_as_plain_text_is_refused():
+    """Pulumi.yaml cannot type optional secrets (the CLI rejects their default), so the
+    program refuses one set without --secret, naming the key and the command."""
+    config = {**stack_config("prod"), "githubToken": "ghp_plain_text_token"}
+    result = run_program("prod", config, secret_keys=[k for k in SECRET_KEYS if k != "githubToken"])
+    assert "supabase-platform:githubToken: set as plain text" in result["error"]
+    assert "pulumi config set --secret githubToken" in result["error"]
+    assert "ghp_plain_text_token" not in result["error"]
+    assert [r for r in result["registrations"] if r["type"] != "pulumi:pulumi:Stack"] == []
