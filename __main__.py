@@ -11,9 +11,8 @@ from components.verification import Verification
 from supagate.supabase_api.edge_functions import discover
 from supagate.migrations.files import load_migrations
 from supagate.supabase_api.project_settings import desired_state
-from supagate.config.loading import load_settings, settings_from_stack_file
+from supagate.config.loading import load_settings
 from supagate.config.models import NAMESPACE
-from supagate.delivery.workflows import rendered
 
 stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)
@@ -28,7 +27,8 @@ if settings.staging_stack:
     # Prod promotes from staging: what staging applied comes from its own stack outputs.
     staging = pulumi.StackReference(settings.staging_stack)
     promotion = {"stack": settings.staging_stack, "checksums": staging.get_output("migrationChecksums"),
-                 "function_hashes": staging.get_output("functionHashes")}
+                 "function_hashes": staging.get_output("functionHashes"),
+                 "deploying_functions": {f.slug: f.content_sha256 for f in functions}}
 if settings.is_prod:
     preflight = {
         "limits": {"max_transaction_age_seconds": settings.monitoring.max_transaction_age_seconds,
@@ -74,9 +74,6 @@ if settings.github.repository:
         pulumi_stack=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}",
         environment_secrets={"SUPABASE_DB_URL": config.require_secret("dbUrl"),
                              "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken")},
-        # The workflows serve both stacks; prod commits them (generated from both stack files).
-        workflows=rendered(settings_from_stack_file("staging", "Pulumi.staging.yaml"), settings)
-        if settings.is_prod else {},
         pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_prod else None,
         verify_db_url=optional_secret(settings.verify_db_url) if settings.is_prod else None,
         token=optional_secret(settings.github_token),

@@ -1,5 +1,8 @@
 """Delivery on GitHub (pulumi-github): the stack's deployment environment with its
-reviewers, rules and secrets; on prod also the `main` ruleset and the generated workflows.
+reviewers, rules and secrets; on prod also the `main` ruleset and the repository secrets
+for previews and the health workflow. The generated workflows are committed in the
+repository itself (`supagate workflows --write`) and a required check keeps them in step:
+a stack that wrote them to `main` would need to bypass the ruleset it creates.
 
 Each stack owns its own environment (staging -> `staging`, prod -> `production`); the
 repository-wide pieces (ruleset, workflow files, the Pulumi token for previews) belong to
@@ -8,7 +11,7 @@ the prod stack only, so the two stacks never fight over one resource.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_github as github
@@ -25,7 +28,6 @@ class DeliveryArgs:
     project_ref: str
     pulumi_stack: str  # org/project/stack, as the workflows name it
     environment_secrets: dict[str, pulumi.Input[str]]  # name -> Pulumi secret
-    workflows: dict[str, str] = field(default_factory=dict)  # filename -> YAML (prod only)
     pulumi_access_token: pulumi.Input[str] | None = None  # repository secret for previews (prod only)
     verify_db_url: pulumi.Input[str] | None = None  # a read-only role, for the health workflow (prod only)
     token: pulumi.Input[str] | None = None  # GitHub token; else the provider reads GITHUB_TOKEN
@@ -61,7 +63,7 @@ class Delivery(pulumi.ComponentResource):
         for secret_name, value in sorted(args.environment_secrets.items()):
             github.ActionsEnvironmentSecret(
                 f"{name}-secret-{secret_name.lower()}", repository=repository, environment=environment_name,
-                secret_name=secret_name, plaintext_value=pulumi.Output.secret(value), opts=after_environment)
+                secret_name=secret_name, value=pulumi.Output.secret(value), opts=after_environment)
         for variable, value in (("SUPABASE_PROJECT_REF", args.project_ref), ("PULUMI_STACK", args.pulumi_stack)):
             github.ActionsEnvironmentVariable(
                 f"{name}-variable-{variable.lower()}", repository=repository, environment=environment_name,
@@ -91,12 +93,7 @@ class Delivery(pulumi.ComponentResource):
                                    ("PROD_VERIFY_DB_URL", args.verify_db_url)):
             if value is not None:
                 github.ActionsSecret(f"{name}-secret-{secret_name.lower()}", repository=repository,
-                                     secret_name=secret_name, plaintext_value=pulumi.Output.secret(value), opts=child)
-        for filename, text in sorted(args.workflows.items()):
-            github.RepositoryFile(
-                f"{name}-workflow-{filename.removesuffix('.yml')}", repository=repository, branch="main",
-                file=f".github/workflows/{filename}", content=text, overwrite_on_create=True,
-                commit_message=f"supagate: update generated workflow {filename}", opts=child)
+                                     secret_name=secret_name, value=pulumi.Output.secret(value), opts=child)
 
 
 def _reviewers(names: tuple[str, ...], opts: pulumi.ResourceOptions) -> github.RepositoryEnvironmentReviewerArgs:

@@ -28,6 +28,9 @@ ACTIONS = {
     "pulumi": "pulumi/actions@v6.0.0",
     "github-script": "actions/github-script@v7.0.1",
 }
+# The Pulumi CLI the actions install: the SDK's own version (policy packs with toolchain uv
+# need 3.169 or later), so CI runs the engine these tests were written against.
+PULUMI_CLI = "3.272.0"
 
 
 @dataclass
@@ -136,7 +139,7 @@ def _setup(full: bool = True, history: bool = False) -> list[Step]:
 
 def _pulumi(command: str, stack: str, config: str, *, comment: bool = False) -> Step:
     inputs: dict[str, Any] = {"command": command, "stack-name": stack, "policyPacks": "policies",
-                              "policyPackConfigs": config}
+                              "policyPackConfigs": config, "pulumi-version": PULUMI_CLI}
     if comment:
         inputs.update({"comment-on-pr": True, "github-token": "${{ secrets.GITHUB_TOKEN }}"})
     if command == "up":
@@ -168,11 +171,17 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
             "tests": Job("tests", [*_setup(), Step("Run the tests", run="uv run pytest")]),
             "gate": Job("gate", [*_setup(), Step("Gate the migrations (static, shadow database, advisors, probes)",
                                                  run="uv run supagate check --stack prod")]),
+            # The workflows live in this repository (a stack writing to the protected branch
+            # would break its own ruleset): a pull request must carry them as generated.
+            "workflows": Job("workflows", [*_setup(full=False), Step(
+                "Check the workflows match the stack settings", run="uv run supagate workflows")]),
             "preview-staging": Job("preview-staging", [*_setup(), _pulumi(
                 "preview", staging_stack, "policies/config/staging.json", comment=True)],
                 permissions={"contents": "read", "pull-requests": "write"}, env=deploy_env),
+            # Staging deploys after the merge, so a pull request cannot have promoted yet: the
+            # prod preview says what will be required at deploy; deploy-prod requires it.
             "preview-prod": Job("preview-prod", [*_setup(), _pulumi(
-                "preview", prod_stack, "policies/config/prod.json", comment=True)],
+                "preview", prod_stack, "policies/config/prod-pull-request.json", comment=True)],
                 permissions={"contents": "read", "pull-requests": "write"}, env=deploy_env),
         })
     deploy_staging = Workflow(
@@ -203,7 +212,7 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
                 environment="production", env=deploy_env, timeout_minutes=60),
             "rollback": Job("roll back prod", [
                 *_setup(history=True),
-                Step("Install the Pulumi CLI", uses=ACTIONS["pulumi"]),  # no command: install only
+                Step("Install the Pulumi CLI", uses=ACTIONS["pulumi"], with_={"pulumi-version": PULUMI_CLI}),
                 Step("Run down scripts to the previous release and redeploy its functions", run=rollback_script,
                      env={"RELEASE": "${{ github.ref_name }}", "STACK": prod_stack,
                           "SUPABASE_DB_URL": "${{ secrets.SUPABASE_DB_URL }}",

@@ -53,10 +53,18 @@ def tier_of(stack: str) -> str:
     return PRODUCTION if stack == "prod" else STAGING
 
 
-def policy_levels(tier: str) -> dict[str, str]:
-    """Every pack policy -> its enforcement level on `tier`."""
+# A pull request's preview of prod cannot require what only happens after the merge (staging
+# deploys on merge): these are advisory there, saying they will be required at deploy.
+DEPLOY_ONLY = ("supabase-migrations-require-staging-first",)
+PHASES = ("deploy", "pull-request")
+
+
+def policy_levels(tier: str, phase: str = "deploy") -> dict[str, str]:
+    """Every pack policy -> its enforcement level on `tier`, at a deploy or a pull request's preview."""
     levels = {r.policy: r.enforcement(tier) for r in RULES.values() if r.policy}
     levels.update({name: tiers[_TIER_INDEX[tier]] for name, tiers in SETTING_POLICIES.items()})
+    if phase == "pull-request":
+        levels.update({name: ADVISORY for name in DEPLOY_ONLY})
     return levels
 
 

@@ -31,6 +31,9 @@ class Registration:
     custom: bool
     inputs: dict[str, Any]  # JSON form; secrets appear as {"<sig>": "<secret sig>", "value": ...}
     additional_secret_outputs: list[str] = field(default_factory=list)
+    # What the engine would hold after the create: what the mock returned (the inputs, as
+    # our providers return them, plus what they compute). Stack policies get these.
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys: list[str],
@@ -64,7 +67,8 @@ def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 custom=bool(request.custom),
                 inputs=json_format.MessageToDict(request.object),
-                additional_secret_outputs=list(request.additionalSecretOutputs)))
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                outputs=json_format.MessageToDict(response.object)))
             return response
 
         def ReadResource(self, request):  # StackReferences and other reads appear in the plan too
@@ -72,7 +76,8 @@ def evaluate(project_root: Path, stack: str, config: dict[str, Any], secret_keys
             registrations.append(Registration(
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent, custom=True,
                 inputs=json_format.MessageToDict(request.properties),
-                additional_secret_outputs=list(request.additionalSecretOutputs)))
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                outputs=json_format.MessageToDict(response.properties)))
             return response
 
     os.chdir(project_root)

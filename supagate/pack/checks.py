@@ -139,6 +139,7 @@ def promotion_violations(props: dict[str, Any]) -> list[Finding] | None:
 def function_promotion_violations(promotion: dict[str, Any], functions: dict[str, str]) -> list[Finding]:
     """Every function bound for prod runs the code staging runs (same content hash)."""
     promotion = plain(promotion)
+    functions = plain(functions) or {}
     staged = promotion.get("function_hashes") if isinstance(promotion, dict) else None
     stack = (promotion.get("stack") if isinstance(promotion, dict) else None) or "staging"
     fix = "Deploy this commit to staging first (pulumi up --stack staging), then promote the same commit to prod."

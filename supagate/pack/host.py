@@ -155,9 +155,10 @@ class PolicyPack:
     def analyze_stack(self, resources: list[dict[str, Any]]) -> list[Finding]:
         from pulumi.runtime.proto import analyzer_pb2
 
+        # The engine gives stack policies each resource's OUTPUTS (resource policies get inputs).
         request = analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_pb2.AnalyzerResource(
             type=r["type"], name=r["name"], urn=r["urn"], parent=r.get("parent") or "",
-            properties=_struct(r.get("inputs") or {}), options=_options(r)) for r in resources])
+            properties=_struct(r["outputs"]), options=_options(r)) for r in resources])
         return _violations(self._call(self.stub.AnalyzeStack, request, "the stack"), "")
 
     def _call(self, method, request, what: str):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from supagate.config.loading import settings_from_stack_file
-from supagate.delivery.workflows import ACTIONS, Step, rendered
+from supagate.delivery.workflows import ACTIONS, PULUMI_CLI, Step, rendered
 from tests.conftest import ROOT
 
 def load(text: str) -> dict:
@@ -71,11 +71,12 @@ def test_the_model_refuses_an_expression_inside_a_script():
 
 def test_each_workflow_does_its_job():
     pr = load(FILES["pr.yml"])
-    assert set(pr["jobs"]) == {"tests", "gate", "preview-staging", "preview-prod"}  # the ruleset's checks
+    assert set(pr["jobs"]) == {"tests", "gate", "workflows", "preview-staging", "preview-prod"}  # the ruleset's
     previews = [s for j in ("preview-staging", "preview-prod") for s in pr["jobs"][j]["steps"] if "with" in s
                 and s["with"].get("command") == "preview"]
     assert [s["with"]["policyPackConfigs"] for s in previews] == ["policies/config/staging.json",
-                                                                   "policies/config/prod.json"]
+                                                                   "policies/config/prod-pull-request.json"]
+    assert all(s["with"]["pulumi-version"] == PULUMI_CLI for s in previews)
     assert all(s["with"]["comment-on-pr"] for s in previews)
     prod = load(FILES["deploy-prod.yml"])
     assert prod["on"]["push"]["tags"] == ["v*"] and "workflow_dispatch" in prod["on"]

@@ -11,7 +11,8 @@ from supagate.gates.registry import RULES, SETTING_POLICIES, policy_levels
 from supagate.gates.rule import PRODUCTION, STAGING
 from tests.conftest import ROOT
 
-CONFIGS = {"prod.json": PRODUCTION, "staging.json": STAGING}
+CONFIGS = {"prod.json": (PRODUCTION, "deploy"), "prod-pull-request.json": (PRODUCTION, "pull-request"),
+           "staging.json": (STAGING, "deploy")}
 
 
 def _effective(config: dict, policies) -> dict[str, str]:
@@ -23,10 +24,10 @@ def _effective(config: dict, policies) -> dict[str, str]:
     return {p: level(config.get(p)) or level(config.get("all")) or "mandatory" for p in policies}
 
 
-@pytest.mark.parametrize("filename, tier", CONFIGS.items())
-def test_pack_config_agrees_with_the_registry(filename, tier):
+@pytest.mark.parametrize("filename, tier_and_phase", CONFIGS.items())
+def test_pack_config_agrees_with_the_registry(filename, tier_and_phase):
     config = json.loads((ROOT / "policies" / "config" / filename).read_text())
-    expected = policy_levels(tier)
+    expected = policy_levels(*tier_and_phase)
     assert set(config) - {"all"} <= set(expected), "the config names a policy the registry does not know"
     assert _effective(config, expected) == expected
 
@@ -42,3 +43,7 @@ def test_policy_names_are_unique_and_cover_the_settings_policies():
     names = [r.policy for r in RULES.values() if r.policy]
     assert len(names) == len(set(names))
     assert not set(names) & set(SETTING_POLICIES)
+
+
+def test_every_config_file_is_known():
+    assert {p.name for p in (ROOT / "policies" / "config").glob("*.json")} == set(CONFIGS)

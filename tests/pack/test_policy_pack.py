@@ -21,8 +21,10 @@ URN = "urn:pulumi:{stack}::supabase-platform::{type}::{name}"
 
 
 def _resource(stack: str, type_: str, name: str, inputs: dict, secret_outputs=()) -> dict:
+    """A resource as the engine shows it: inputs to Analyze, outputs (after a simulated
+    create: our providers return their inputs plus what they computed) to AnalyzeStack."""
     return {"type": type_, "name": name, "urn": URN.format(stack=stack, type=type_, name=name), "parent": "",
-            "inputs": inputs, "additional_secret_outputs": list(secret_outputs)}
+            "inputs": inputs, "outputs": dict(inputs), "additional_secret_outputs": list(secret_outputs)}
 
 
 def _expected_level(stack: str, policy: str) -> str:
@@ -120,37 +122,38 @@ def test_promotion_needs_every_migration_on_staging_with_the_same_checksum(pack,
     checksums = {m["version"]: m["checksum"] for m in
                  _migrations_resource(stack, tmp_path / "a", files)["inputs"]["migrations"]}
     promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": {}}
-    ok = running.analyze_stack([_migrations_resource(stack, tmp_path / "b", files, promotion=promoted)])
+    ok = running.analyze(_migrations_resource(stack, tmp_path / "b", files, promotion=promoted))
     assert not [v for v in ok if v.rule == "supabase-migrations-require-staging-first"]
     behind = {**promoted, "checksums": {"20250101000000": checksums["20250101000000"]}}
-    found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "c", files, promotion=behind)])
+    found = [v for v in running.analyze(_migrations_resource(stack, tmp_path / "c", files, promotion=behind))
              if v.rule == "supabase-migrations-require-staging-first"]
     assert len(found) == 1 and "20250102000000_private.sql" in found[0].message
     assert found[0].object.endswith("::database-migrations")
     tampered = {**promoted, "checksums": {**checksums, "20250101000000": "0" * 64}}
-    found = [v for v in running.analyze_stack([_migrations_resource(stack, tmp_path / "d", files, promotion=tampered)])
+    found = [v for v in running.analyze(_migrations_resource(stack, tmp_path / "d", files, promotion=tampered))
              if v.rule == "supabase-migrations-require-staging-first"]
     assert len(found) == 1 and "applied a different version" in found[0].message
 
 
 def test_promotion_needs_every_function_on_staging_with_the_same_code(pack, tmp_path):
-    from supagate.offline.resource_types import EDGE_FUNCTION
-
+    """A prod deploy that changes only a function: the migrations are unchanged, so the
+    resource's outputs would be the old ones; the policy reads the new inputs, where the
+    program puts the hashes this deploy ships."""
     stack, running, _ = pack
     checksums = {m["version"]: m["checksum"] for m in
                  _migrations_resource(stack, tmp_path / "a", NOTES)["inputs"]["migrations"]}
-    function = _resource(stack, EDGE_FUNCTION, "project-fn-health-check",
-                         {"slug": "health-check", "content_sha256": "a" * 64, "verify_jwt": True}, ["access_token"])
 
-    def violations(hashes):
-        promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": hashes}
-        resources = [_migrations_resource(stack, tmp_path / str(len(str(hashes))), NOTES, promotion=promoted), function]
-        return [v.message for v in running.analyze_stack(resources)
-                if v.rule == "supabase-migrations-require-staging-first"]
+    def violations(staged, deploying):
+        promoted = {"stack": "org/supabase-platform/staging", "checksums": checksums, "function_hashes": staged,
+                    "deploying_functions": deploying}
+        resource = _migrations_resource(stack, tmp_path / f"m{len(str(staged))}{len(str(deploying))}", NOTES,
+                                        promotion=promoted)
+        return [v.message for v in running.analyze(resource) if v.rule == "supabase-migrations-require-staging-first"]
 
-    assert violations({"health-check": "a" * 64}) == []
-    assert "Edge function health-check would deploy code staging" in violations({"health-check": "b" * 64})[0]
-    assert "exports no functionHashes" in violations(None)[0]
+    assert violations({"health-check": "a" * 64}, {"health-check": "a" * 64}) == []
+    changed = violations({"health-check": "a" * 64}, {"health-check": "b" * 64})
+    assert len(changed) == 1 and "Edge function health-check would deploy code staging" in changed[0]
+    assert "exports no functionHashes" in violations(None, {"health-check": "a" * 64})[0]
 
 
 def test_forged_checksum_is_mandatory_on_both_stacks(pack, tmp_path):
