@@ -44,9 +44,11 @@ class Database(pulumi.ComponentResource):
             # The connection string reaches pg_dump as PG* variables, never on its command line.
             self.snapshot = local.Command(
                 f"{name}-snapshot",
-                create='mkdir -p backups && pg_dump --format=custom --no-owner --file "$SNAPSHOT_FILE"',
+                # pg_dump of the server's major version; the workflow keeps backups/ as an artifact.
+                create="scripts/snapshot",
                 environment=pulumi.Output.secret(args.db_url).apply(
-                    lambda url: {**libpq_env(url), "SNAPSHOT_FILE": f"backups/pre-migration-{migration_set[:12]}.dump"}),
+                    lambda url: {**libpq_env(url), "SNAPSHOT_FILE": f"backups/pre-migration-{migration_set[:12]}.dump",
+                                 "SNAPSHOT_INSTALL_CLIENT": "1"}),
                 triggers=[migration_set],
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["environment"]))
             depends_on.append(self.snapshot)

@@ -17,6 +17,7 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
 
 from supagate.supabase_api import edge_functions
 from supagate.supabase_api.client import from_inputs
+from supagate.offline.resource_types import engine_values
 
 CONTENT_KEYS = ("content_sha256", "entrypoint", "import_map", "static_patterns")
 
@@ -34,6 +35,7 @@ def _deployed_state(deployed: dict[str, Any]) -> dict[str, Any]:
 
 
 class EdgeFunctionProvider(ResourceProvider):
+    @engine_values
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Runs at preview too: a function that does not type-check fails the preview."""
         if not news.get("files"):
@@ -44,11 +46,10 @@ class EdgeFunctionProvider(ResourceProvider):
             return CheckResult(news, [CheckFailure("files", str(exc))])
         return CheckResult(news, [])
 
+    @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("project_ref", "slug") if olds.get(k) != news.get(k)]
         changed = [k for k in (*CONTENT_KEYS, "verify_jwt", "api_url") if olds.get(k) != news.get(k)]
-        if "content_sha256" in changed:
-            pulumi.log.info(f"function {news.get('slug')}: code changed, will be redeployed")
         return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def _deploy(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +59,11 @@ class EdgeFunctionProvider(ResourceProvider):
             deployed = edge_functions.deploy(api, props["project_ref"], props)
         return {**props, **_deployed_state(deployed)}
 
+    @engine_values
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["slug"], outs=self._deploy(props))
 
+    @engine_values
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if any(olds.get(k) != news.get(k) for k in CONTENT_KEYS):
             return UpdateResult(outs=self._deploy(news))
@@ -68,6 +71,7 @@ class EdgeFunctionProvider(ResourceProvider):
             updated = edge_functions.set_verify_jwt(api, news["project_ref"], news["slug"], bool(news["verify_jwt"]))
         return UpdateResult(outs={**news, **_deployed_state({**olds, **updated})})
 
+    @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         with from_inputs(props) as api:
             remote = edge_functions.read(api, props["project_ref"], props["slug"])
@@ -76,6 +80,7 @@ class EdgeFunctionProvider(ResourceProvider):
         return ReadResult(id_, {**props, "verify_jwt": remote.get("verify_jwt", props.get("verify_jwt")),
                                 **_deployed_state(remote)})
 
+    @engine_values
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         with from_inputs(props) as api:
             edge_functions.delete(api, props["project_ref"], props["slug"])

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from supagate.supabase_api import function_secrets
 from supagate.supabase_api.function_secrets import digest
 from supagate.supabase_api.client import from_inputs
+from supagate.offline.resource_types import engine_values
 
 
 def _digests(props: dict[str, Any]) -> dict[str, str]:
@@ -19,11 +20,16 @@ def _digests(props: dict[str, Any]) -> dict[str, str]:
 
 
 class FunctionSecretsProvider(ResourceProvider):
+    @engine_values
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """The managed names as a plain input, so the preview shows which secrets change
+        (the values are secret and show as [secret])."""
+        return CheckResult({**news, "secret_names": sorted(news.get("secrets") or {})}, [])
+
+    @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = _digests(olds), _digests(news)
         changed = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
-        if changed:  # names only: values and digests stay out of the log
-            pulumi.log.info(f"function secrets to set or remove: {', '.join(changed)}")
         replaces = ["project_ref"] if olds.get("project_ref") != news.get("project_ref") else []
         return DiffResult(changes=bool(changed or replaces), replaces=replaces, delete_before_replace=True)
 
@@ -35,12 +41,15 @@ class FunctionSecretsProvider(ResourceProvider):
             function_secrets.apply(api, props["project_ref"], desired, steps)
         return {**props, "names": sorted(desired), "drift": []}
 
+    @engine_values
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=f"{props['project_ref']}-secrets", outs=self._sync(props, set()))
 
+    @engine_values
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._sync(news, set(olds.get("secrets") or {})))
 
+    @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         desired = dict(props.get("secrets") or {})
         with from_inputs(props, secrets=tuple(desired.values())) as api:
@@ -48,6 +57,7 @@ class FunctionSecretsProvider(ResourceProvider):
         drift = sorted(n for n in desired if remote.get(n) != digest(desired[n]))
         return ReadResult(id_, {**props, "drift": drift})
 
+    @engine_values
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         names = sorted(props.get("secrets") or {})
         with from_inputs(props) as api:

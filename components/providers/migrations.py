@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider,
+                            UpdateResult)
 
 from supagate.delivery import preflight
 from supagate.migrations import runner
 from supagate.migrations.history import applied_checksums, compare, read_history
 from supagate.offline.resource_types import migrations_from_inputs
 from supagate.secrets import redact
+from supagate.offline.resource_types import engine_values
 
 
 def _options(props: dict[str, Any]) -> runner.Options:
@@ -43,6 +45,16 @@ def _recorded(props: dict[str, Any]) -> dict[str, str | None]:
 
 
 class MigrationsProvider(ResourceProvider):
+    @engine_values
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """What the preview shows: the files new since this stack's last deploy, as an input
+        (`pulumi.log` from a provider never reaches the engine's display)."""
+        before = {m.get("version") for m in olds.get("migrations") or []}
+        pending = [f"{m['version']}_{m['name']}.sql" for m in news.get("migrations") or []
+                   if isinstance(m, dict) and m.get("version") not in before]
+        return CheckResult({**news, "pending_migrations": pending}, [])
+
+    @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         applied = _recorded(olds)
         comparison = compare(applied, migrations_from_inputs(news))
@@ -54,8 +66,6 @@ class MigrationsProvider(ResourceProvider):
             raise Exception("failed to plan migrations: " + "\n".join(problems))
         settings_changed = any(olds.get(k) != news.get(k)
                                for k in ("db_url", "lock_timeout", "statement_timeout", "include_all"))
-        if comparison.pending:
-            pulumi.log.info(f"pending migrations: {', '.join(m.version for m in comparison.pending)}")
         return DiffResult(changes=bool(comparison.pending or settings_changed), replaces=[],
                           delete_before_replace=False)
 
@@ -65,18 +75,21 @@ class MigrationsProvider(ResourceProvider):
             checks = props.get("preflight")
             if checks:  # prod: stop before anything changes when the database is not ready
                 preflight.require(url, preflight.Limits(**checks["limits"]), checks.get("api"))
-            runner.migrate(url, migrations_from_inputs(props), _options(props), progress=pulumi.log.info)
+            runner.migrate(url, migrations_from_inputs(props), _options(props), progress=lambda _: None)
             return {**props, **_applied_state(url, props), "drift": []}
         except Exception as exc:
             # Never let the connection string reach the engine's logs.
             raise Exception(redact(str(exc), url)) from None
 
+    @engine_values
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_="migrations", outs=self._run(props))
 
+    @engine_values
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._run(news))
 
+    @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         url = props.get("db_url")
         if not url:
@@ -92,6 +105,7 @@ class MigrationsProvider(ResourceProvider):
                        + [f"{v}: no longer applied" for v in _recorded(props) if v not in live])
         return ReadResult(id_, {**props, **state, "drift": drift})
 
+    @engine_values
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # Deleting the resource must never drop data: the schema stays as it is.
         pulumi.log.warn("supabase:Migrations removed from the stack; the database was left as it is")

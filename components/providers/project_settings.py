@@ -11,24 +11,35 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource,
+                            ResourceProvider, UpdateResult)
 
 from supagate.supabase_api import project_settings as settings_api
 from supagate.supabase_api.client import from_inputs
+from supagate.offline.resource_types import engine_values
 
 def _desired(props: dict[str, Any]) -> dict[str, Any]:
     return {area: props[area] for area in settings_api.AREAS if props.get(area) is not None}
 
 
 class ProjectSettingsProvider(ResourceProvider):
+    @engine_values
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Changing a parameter that restarts the database, when that is not allowed, fails the
+        preview itself (a first deploy compares with the project instead, when it applies)."""
+        before = _desired(olds).get("postgres") or {}
+        changed = settings_api.changes({"postgres": before}, {"postgres": {k: v for k, v in (_desired(news).get(
+            "postgres") or {}).items() if k in before}})  # a key declared before and changed since
+        restart = settings_api.restarts(changed)
+        if restart and not news.get("allow_restart"):
+            return CheckResult(news, [CheckFailure("postgres", (
+                f"postgres {', '.join(restart)} only take effect after a database restart; set allowRestart: true "
+                "for this stack (and pick a quiet hour), or leave them as they are"))])
+        return CheckResult(news, [])
+
+    @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         found = settings_api.changes(_desired(olds), _desired(news))
-        for line in settings_api.describe(found):
-            pulumi.log.info(f"project settings: {line}")
-        restart = settings_api.restarts(found)
-        if restart:
-            verb = "will restart" if news.get("allow_restart") else "would restart (refused: allowRestart is false)"
-            pulumi.log.warn(f"postgres {', '.join(restart)}: this change {verb} the database")
         replaces = ["project_ref"] if olds.get("project_ref") != news.get("project_ref") else []
         connection = [k for k in ("api_url", "allow_restart") if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(found or replaces or connection), replaces=replaces,
@@ -40,21 +51,25 @@ class ProjectSettingsProvider(ResourceProvider):
             current = settings_api.read_current(api, props["project_ref"], desired)
             found = settings_api.changes(current, desired)
             settings_api.apply(api, props["project_ref"], desired, found, bool(props.get("allow_restart")),
-                               log=pulumi.log.info, health_timeout=float(props.get("health_timeout") or 300),
+                               health_timeout=float(props.get("health_timeout") or 300),
                                health_interval=float(props.get("health_interval") or 5))
         return props
 
+    @engine_values
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["project_ref"], outs=self._apply(props))
 
+    @engine_values
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._apply(news))
 
+    @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         with from_inputs(props) as api:
             current = settings_api.read_current(api, props["project_ref"], _desired(props))
         return ReadResult(id_, {**props, **current})
 
+    @engine_values
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         pulumi.log.warn("supabase:ProjectSettings removed from the stack; the project keeps its settings")
 

@@ -53,6 +53,7 @@ class AuthSettings(_Model):
 class BackupSettings(_Model):
     pitr_enabled: bool = False
     max_backup_age_hours: int = Field(24, ge=1, le=168)
+    snapshot_retention_days: int = Field(30, ge=1, le=90)  # the deploy's pg_dump, kept as a workflow artifact
 
 
 class FunctionOverride(_Model):

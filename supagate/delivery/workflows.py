@@ -27,6 +27,7 @@ ACTIONS = {
     "setup-uv": "astral-sh/setup-uv@v6.3.1",
     "pulumi": "pulumi/actions@v6.0.0",
     "github-script": "actions/github-script@v7.0.1",
+    "upload-artifact": "actions/upload-artifact@v4.6.2",
 }
 # The Pulumi CLI the actions install: the SDK's own version (policy packs with toolchain uv
 # need 3.169 or later), so CI runs the engine these tests were written against.
@@ -208,7 +209,12 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
         concurrency={"group": "deploy-prod", "cancel-in-progress": False},
         jobs={
             "deploy": Job("deploy prod", [
-                *_setup(), _pulumi("up", prod_stack, "policies/config/prod.json"), _verify("prod")],
+                *_setup(), _pulumi("up", prod_stack, "policies/config/prod.json"), _verify("prod"),
+                # The pre-migration snapshot outlives the runner, whatever the deploy's outcome.
+                Step("Keep the pre-migration snapshot", uses=ACTIONS["upload-artifact"], if_="${{ always() }}",
+                     with_={"name": "pre-migration-snapshot-${{ github.ref_name }}", "path": "backups/",
+                            "if-no-files-found": "ignore",
+                            "retention-days": prod.backups.snapshot_retention_days})],
                 environment="production", env=deploy_env, timeout_minutes=60),
             "rollback": Job("roll back prod", [
                 *_setup(history=True),

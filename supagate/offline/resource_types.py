@@ -44,3 +44,27 @@ def migrations_from_inputs(props: dict[str, Any]) -> list[Migration]:
     return [parse_migration(m["version"], m["name"], m["sql"],
                             f"supabase/migrations/{m['version']}_{m['name']}.sql", m.get("down_sql"))
             for m in props.get("migrations") or []]
+
+
+def from_engine(value: Any) -> Any:
+    """Inputs as the engine delivers them to a provider: protobuf numbers are doubles, so an
+    integer arrives as 3600.0. Whole numbers become ints again (request bodies, messages,
+    range() of retry attempts); booleans and other values pass through."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: from_engine(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [from_engine(v) for v in value]
+    return value
+
+
+def engine_values(method):
+    """Decorate a dynamic provider's method: every dict argument goes through from_engine."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        return method(self, *(from_engine(a) if isinstance(a, dict) else a for a in args))
+
+    return wrapper

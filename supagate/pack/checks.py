@@ -20,7 +20,8 @@ from supagate.gates.catalog import replay
 from supagate.gates.registry import PER_STATEMENT_RULES
 from supagate.gates.rules import not_promoted
 from supagate.migrations.files import sha256
-from supagate.offline.resource_types import MIGRATIONS, PROJECT_SETTINGS, SECRET_INPUTS, migrations_from_inputs
+from supagate.offline.resource_types import (MIGRATIONS, PROJECT_SETTINGS, SECRET_INPUTS, from_engine,
+                                             migrations_from_inputs)
 
 DEFAULT_EXPOSED = ("public", "graphql_public")
 
@@ -34,12 +35,13 @@ def _unreadable(check: str, obj: str, what: str, value: Any, fix: str) -> Findin
 
 
 def plain(value):
-    """Policy inputs arrive wrapped in read-only proxies; json needs plain data."""
+    """Policy inputs arrive wrapped in read-only proxies, numbers as doubles (protobuf); json
+    and messages need plain data with whole numbers as ints."""
     if hasattr(value, "items"):
         return {k: plain(v) for k, v in value.items()}
     if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
         return [plain(v) for v in value]
-    return value
+    return from_engine(value)
 
 
 # ---------------------------------------------------------------- migrations

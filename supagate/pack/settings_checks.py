@@ -53,7 +53,7 @@ def network_violations(props: dict[str, Any]) -> list[Finding]:
 def jwt_expiry_violations(props: dict[str, Any], maximum: int) -> list[Finding]:
     auth = plain(props.get("auth")) or {}
     expiry = auth.get("jwt_exp") if isinstance(auth, dict) else None
-    ref, fix = props.get("project_ref"), f"Set auth.jwtExpiry to {maximum} or less."
+    ref, fix = props.get("project_ref"), f"Set auth.jwtExpiry to {int(maximum)} or less."
     if not _number(expiry):
         return [_unreadable("jwt-expiry", str(ref), f"the access token lifetime of project {ref}", expiry, fix)]
     if expiry <= maximum:
@@ -65,7 +65,7 @@ def jwt_expiry_violations(props: dict[str, Any], maximum: int) -> list[Finding]:
 def password_length_violations(props: dict[str, Any], minimum: int) -> list[Finding]:
     auth = plain(props.get("auth")) or {}
     length = auth.get("password_min_length") if isinstance(auth, dict) else None
-    ref, fix = props.get("project_ref"), f"Set auth.passwordMinLength to at least {minimum}."
+    ref, fix = props.get("project_ref"), f"Set auth.passwordMinLength to at least {int(minimum)}."
     if not _number(length):
         return [_unreadable("password-length", str(ref), f"the minimum password length of project {ref}", length, fix)]
     if length >= minimum:

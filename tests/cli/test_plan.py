@@ -82,6 +82,8 @@ def test_weak_passwords_block_prod_and_are_advisory_on_staging(pack_venv, tmp_pa
         run = supagate("plan", "--stack", stack, "--stack-file", str(path), "--format", "json", env=pack_venv)
         found = [v for v in json.loads(run.stdout)["violations"] if v["policy"] == "supabase-auth-require-password-length"]
         results[stack] = (run.returncode, [v["enforcement"] for v in found])
+        # Numbers reach the pack as protobuf doubles; the message still says 6, not 6.0.
+        assert all("passwords of 6 characters" in v["message"] for v in found), found
     assert results == {"prod": (1, ["mandatory"]), "staging": (0, ["advisory"])}
 
 

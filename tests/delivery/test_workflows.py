@@ -81,7 +81,10 @@ def test_each_workflow_does_its_job():
     prod = load(FILES["deploy-prod.yml"])
     assert prod["on"]["push"]["tags"] == ["v*"] and "workflow_dispatch" in prod["on"]
     assert prod["jobs"]["deploy"]["environment"] == "production"
-    assert [s["name"] for s in prod["jobs"]["deploy"]["steps"]][-1].startswith("Verify prod")
+    steps = prod["jobs"]["deploy"]["steps"]
+    assert steps[-2]["name"].startswith("Verify prod")
+    assert steps[-1]["uses"] == ACTIONS["upload-artifact"] and steps[-1]["if"] == "${{ always() }}"
+    assert steps[-1]["with"]["path"] == "backups/" and steps[-1]["with"]["retention-days"] == 30
     assert "failure()" in prod["jobs"]["rollback"]["if"] and prod["jobs"]["rollback"]["needs"] == ["deploy"]
     assert "supagate migrate --down-to" in prod["jobs"]["rollback"]["steps"][-1]["run"]
     staging = load(FILES["deploy-staging.yml"])

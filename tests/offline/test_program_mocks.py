@@ -228,7 +228,7 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
     assert is_secret(verify["environment"])
     if stack == "prod":
         snapshot = commands["database-snapshot"]
-        assert snapshot["create"].startswith("mkdir -p backups && pg_dump --format=custom")
+        assert snapshot["create"] == "scripts/snapshot"  # the server's own pg_dump; tests/delivery/test_snapshot.py restores it
         assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
         assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
         migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")

@@ -31,10 +31,12 @@ REF = "abcdefghijklmnopqrst"
 class Recorder:
     requests: list[tuple[str, str]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # each request's body, in order
 
     def reset(self) -> None:
         self.requests.clear()
         self.violations.clear()
+        self.bodies.clear()
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +141,7 @@ def validated_api(prism):
                                             headers={**headers, "Prefer": "dynamic=true"})
             path = self.path.split("?", 1)[0]
             recorder.requests.append((self.command, path))
+            recorder.bodies.append(body)
             content = response.content
             if response.status_code in (422, 500) and _violations(response) or response.headers.get("sl-violations"):
                 recorder.violations.append(f"{self.command} {self.path}: {response.text[:800]}"
