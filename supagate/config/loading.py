@@ -64,14 +64,55 @@ def settings_from_stack_file(stack: str, path) -> Settings:
     return load_settings(stack, stack_file_values(path), str(path))
 
 
+def read_stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, refusing what YAML would let through silently:
+    a duplicate key (the last one would win), a top level that is not a mapping, text that is
+    not UTF-8, and a misspelt namespace (its keys would be ignored)."""
+    import difflib
+
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise SettingsError(f"{path}:{key_node.start_mark.line + 1}: `{key}` is set twice; YAML would keep "
+                                    "only the last one\nKeep one of them.")
+            keys.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        document = yaml.load(path.read_bytes().decode("utf-8"), Loader=StrictLoader) or {}
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})\nSave it as UTF-8.") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"failed to read {path}: {exc}\nCheck the file exists and is valid YAML.") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
+        raise SettingsError(f"{path}: expected a mapping with a `config:` mapping inside\n"
+                            "Start from Pulumi.staging.yaml or run `pulumi stack init`.")
+    config = document.get("config") or {}
+    problems = []
+    for key in config:
+        namespace = str(key).partition(":")[0]
+        if namespace != NAMESPACE and difflib.SequenceMatcher(None, namespace, NAMESPACE).ratio() >= 0.8:
+            problems.append(f"{path}: `{key}`: unknown namespace {namespace!r}; did you mean {NAMESPACE}:? "
+                            "(its value would be ignored)")
+    if problems:
+        raise SettingsError("\n".join(problems) + "\nFix the namespace; nothing was deployed.")
+    return config
+
+
 def secret_keys_of(path) -> list[str]:
     """The keys the engine would pass as secret for this stack file: those written as
     `secure:` (at any depth) and the required secrets the file leaves to the engine."""
-    import yaml
-
     try:
-        config = (yaml.safe_load(Path(path).read_text()) or {}).get("config") or {}
-    except (OSError, yaml.YAMLError):
+        config = read_stack_config(Path(path))
+    except SettingsError:
         return []
 
     def secure(value) -> bool:
@@ -90,15 +131,8 @@ def stack_file_values(path) -> dict[str, Any]:
 
     `secure:` values cannot be decrypted without the Pulumi CLI, so they are replaced with
     placeholders of the right shape; real values only ever come from the engine."""
-    import yaml
-    from pathlib import Path
-
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"failed to read {path}: {exc}\nCheck the file exists and is valid YAML.") from None
-    config = document.get("config") or {}
+    config = read_stack_config(path)
     values = {}
     for full_key, value in config.items():
         namespace, _, key = str(full_key).partition(":")

@@ -72,8 +72,9 @@ def statement_error(conn, migration, number, statement, exc: psycopg.Error, url:
         lines.append("Nothing from this file was applied; earlier files stay applied. "
                      "Fix the statement and run again.")
     else:
-        lines.append("Statements before this one were applied (this file runs outside a "
-                     "transaction); its history row was not written, so the file runs again next time.")
+        lines.append("Statements before this one were applied (this file runs outside a transaction); its "
+                     "history row was not written. The next run builds again what this one left: an INVALID "
+                     "index is dropped and rebuilt, a complete one with the same definition is adopted.")
         invalid = _invalid_indexes(conn)
         if invalid:
             lines.append("Invalid indexes left behind: " + ", ".join(invalid)
@@ -81,17 +82,38 @@ def statement_error(conn, migration, number, statement, exc: psycopg.Error, url:
     return MigrationError("\n".join(lines), file=where, line=line)
 
 
+EXCERPT_WIDTH = 160  # characters of a line shown around the error; a 20 MB line stays short
+
+
 def _excerpt(text: str, position: int, context: int = 2) -> str:
+    """The lines before the error position, each cut to a window around the error's column,
+    and a caret under it. Bounded whatever the size of the statement."""
     if position <= 0:
-        head = text.splitlines()
-        return "\n".join(head[:3]) + ("\n..." if len(head) > 3 else "")
-    before = text[: position - 1]
-    row = before.count("\n")
-    column = len(before) - (before.rfind("\n") + 1)
-    rows = text.splitlines()
-    start = max(0, row - context)
-    shown = rows[start: row + 1] + [" " * column + "^"]
-    return "\n".join(shown)
+        head = text[:4 * EXCERPT_WIDTH].splitlines()[:3]
+        return "\n".join(_cut(line, 0)[0] for line in head) + ("\n..." if len(text) > len("\n".join(head)) else "")
+    start = text.rfind("\n", 0, position - 1) + 1
+    column = position - 1 - start
+    rows = []
+    begin = start
+    for _ in range(context):
+        if begin == 0:
+            break
+        begin = text.rfind("\n", 0, begin - 1) + 1
+    for line in text[begin:start].splitlines():
+        rows.append(_cut(line, column)[0])
+    end = text.find("\n", start)
+    line, shift = _cut(text[start:] if end < 0 else text[start:end], column)
+    rows += [line, " " * (column - shift) + "^"]
+    return "\n".join(rows)
+
+
+def _cut(line: str, column: int) -> tuple[str, int]:
+    """A window of `line` around `column`, and how many characters were cut on the left."""
+    if len(line) <= EXCERPT_WIDTH:
+        return line, 0
+    left = max(0, min(column - EXCERPT_WIDTH // 2, len(line) - EXCERPT_WIDTH))
+    return ("..." if left else "") + line[left:left + EXCERPT_WIDTH] + ("..." if left + EXCERPT_WIDTH < len(line) else ""), \
+        left - (3 if left else 0)
 
 
 def _invalid_indexes(conn) -> list[str]:

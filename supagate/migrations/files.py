@@ -187,7 +187,12 @@ def load_migrations(directory: Path | str, warn=None) -> list[Migration]:
     problems: list[str] = []
     migrations: list[Migration] = []
     seen: dict[str, str] = {}
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+    for path in sorted(directory.iterdir()):
+        if not path.is_file():
+            if MIGRATION_FILE.match(path.name):  # named like a migration but not one we can read
+                what = "a link to a file that does not exist" if path.is_symlink() else "not a regular file"
+                problems.append(f"{path}: {what}\nReplace it with the migration file, or remove it.")
+            continue
         if path.name.endswith(DOWN_SUFFIX):
             problems.append(
                 f"{path}: a down script beside the migrations would be applied by `supabase db push` "
@@ -227,7 +232,12 @@ def load_migrations(directory: Path | str, warn=None) -> list[Migration]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        if "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1
+            raise MigrationFileError(f"{path}:{line}: a NUL byte, which PostgreSQL cannot take in SQL text\n"
+                                     "Save the file as plain UTF-8 text (it may have been saved as UTF-16).")
+        return text
     except UnicodeDecodeError as exc:
         raise MigrationFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})\n"
                                  "Save the file as UTF-8.") from None

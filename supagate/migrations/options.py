@@ -4,6 +4,7 @@ without importing a database driver."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ class Options:
     applied_by: str | None = None
 
     def __post_init__(self):
+        if not isinstance(self.lock_wait, (int, float)) or not math.isfinite(self.lock_wait) or self.lock_wait < 0:
+            raise OptionsError(f"invalid lock_wait {self.lock_wait!r}\n"
+                               "Give the seconds to wait for another run as a number of 0 or more, e.g. 60.")
         for key in ("lock_timeout", "statement_timeout"):
             if not TIMEOUT.match(str(getattr(self, key))):
                 raise OptionsError(f"invalid {key} {getattr(self, key)!r}\n"

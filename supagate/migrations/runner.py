@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 import psycopg
 
+from supagate.migrations import recovery
 from supagate.migrations.failures import MigrationError, locate_failure, statement_error
 from supagate.migrations.files import Migration, MigrationFileError, parse_migration
 from supagate.migrations.options import Options
@@ -141,7 +142,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
                 progress(f"Applying migration {migration.filename} ({index}/{len(plan.pending)}, "
                          f"{len(migration.statements)} statements"
                          f"{'' if migration.transactional else ', outside a transaction'})...")
-                _apply(conn, migration, options, actor, url, gaps, result)
+                _apply(conn, migration, options, actor, url, gaps, result, progress)
                 result.applied.append(migration.version)
                 progress(f"  done in {(time.monotonic() - started) * 1000:.0f} ms")
             return result
@@ -280,10 +281,10 @@ def _execute_all(conn, statements) -> None:
 
 
 def _apply(conn, migration: Migration, options: Options, actor: str, url: str, gaps: GapRule | None = None,
-           result: Result | None = None) -> None:
+           result: Result | None = None, progress: Progress = stderr_progress) -> None:
     after = lambda ms: _record(migration, actor, duration_ms=ms)  # noqa: E731
     try:
-        _run_file(conn, migration, options, url, after=after)
+        _run_file(conn, migration, options, url, after=after, progress=progress)
     except MigrationError:
         if gaps is None:
             raise
@@ -312,7 +313,8 @@ def _run_skipping_gaps(conn, migration: Migration, options: Options, url: str, a
     return skipped
 
 
-def _run_file(conn, migration: Migration, options: Options, url: str, after) -> None:
+def _run_file(conn, migration: Migration, options: Options, url: str, after,
+              progress: Progress = stderr_progress) -> None:
     """Run one file, then `after(duration_ms)`'s statements (history), atomically when it can.
     In the one-query path the server measures the duration itself (duration_ms is None)."""
     lock_timeout = migration.lock_timeout or options.lock_timeout
@@ -336,12 +338,18 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after) -> 
     conn.execute(f"SET lock_timeout = '{lock_timeout}'")
     conn.execute(f"SET statement_timeout = '{statement_timeout}'")
     started = time.monotonic()
+    where = migration.path or migration.filename
     try:
+        indexes = recovery.planned_indexes(conn, _runnable(migration))
+        skip = recovery.before_run(conn, indexes, progress)
         for number, statement in _runnable(migration):
+            if number in skip:
+                continue
             try:
                 conn.execute(statement.text)
             except psycopg.Error as exc:
                 raise statement_error(conn, migration, number, statement, exc, url, False) from None
+        recovery.after_run(conn, indexes, where)
         with conn.transaction():
             _execute_all(conn, after(int((time.monotonic() - started) * 1000)))
     finally:

@@ -35,7 +35,7 @@ class SplitError(ValueError):
 
 
 def split_statements(sql: str) -> list[Statement]:
-    statements: list[Statement] = []
+    statements = _Statements(sql)
     start = 0
     pos = 0
     n = len(sql)
@@ -90,20 +90,33 @@ def split_statements(sql: str) -> list[Statement]:
             prev_word = word
             pos = match.end()
     _emit(statements, sql, start, n)
-    return statements
+    return statements.found
 
 
 def _is_ident(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _emit(statements: list[Statement], sql: str, start: int, end: int) -> None:
+class _Statements:
+    """The statements found so far, numbering lines as it goes: each newline is counted once,
+    so reading a file stays linear in its size however many statements it holds."""
+
+    def __init__(self, sql: str):
+        self.sql, self.found = sql, []
+        self._offset, self._line = 0, 1
+
+    def add(self, text: str, offset: int) -> None:
+        self._line += self.sql.count("\n", self._offset, offset)
+        self._offset = offset
+        self.found.append(Statement(text=text, line=self._line, offset=offset))
+
+
+def _emit(statements: _Statements, sql: str, start: int, end: int) -> None:
     chunk = sql[start:end]
     stripped_left = chunk.lstrip(_SPACE)
     text = stripped_left.rstrip(_SPACE)
     if text:
-        offset = start + (len(chunk) - len(stripped_left))
-        statements.append(Statement(text=text, line=_line(sql, offset), offset=offset))
+        statements.add(text, start + (len(chunk) - len(stripped_left)))
 
 
 def _line(sql: str, offset: int) -> int:

@@ -17,8 +17,10 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
         raise DatabaseError("failed to connect: no database URL given\n"
                             "Pass --db-url or set SUPABASE_DB_URL.")
     try:
+        # A client killed mid-statement (kill -9, a lost runner) must not leave its statement
+        # and locks running: PostgreSQL 14+ checks the client is still there every 2 s.
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
-                               application_name="supagate")
+                               application_name="supagate", options="-c client_connection_check_interval=2000")
     except (psycopg.Error, ValueError) as exc:
         raise DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n"
                             "Check the host, port, user and password of the database URL.") from None

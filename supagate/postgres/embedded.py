@@ -127,6 +127,7 @@ class EmbeddedPostgres:
     port: int = 0
     root: Path | None = None
     _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _launch: tuple | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -181,15 +182,28 @@ class EmbeddedPostgres:
         args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
-        log = open(self.root / "postgres.log", "wb")
+        self._launch = (args, env, run_kwargs)
+        self._spawn()
+        self._load_shim()
+        return self
+
+    def _spawn(self) -> None:
+        args, env, run_kwargs = self._launch
+        log = open(self.root / "postgres.log", "ab")
         self._proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
             start_new_session=True, **run_kwargs,
         )
         log.close()
         self._wait_ready()
-        self._load_shim()
-        return self
+
+    def crash(self) -> None:
+        """Stop the server without a checkpoint (immediate shutdown: every backend is killed,
+        as in a crash) and start it again on the same data directory, which then recovers
+        from its WAL. For the fault tests."""
+        self._proc.send_signal(signal.SIGQUIT)
+        self._proc.wait(timeout=30)
+        self._spawn()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -42,7 +42,7 @@ class Area:
     services: tuple[str, ...]  # must report healthy before this area changes
     desired: Callable[[Any], Any]  # settings -> the API's values for the declared keys (None: not managed)
     read: Callable[[Any, str, Any], Any]  # (api, /v1/projects/<ref>, wanted) -> current values of those keys
-    write: Callable[[Any, str, Any, bool], None]  # (api, base, wanted, restart) -> sends them
+    write: Callable[..., None]  # (api, base, wanted, restart, applied) -> sends them; `applied` reads back
 
 
 def _pick(remote: Any, wanted: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +63,9 @@ def _postgres_desired(s):
     return {k: bool(v) if POSTGRES_PARAMETERS[k] is bool else POSTGRES_PARAMETERS[k](v) for k, v in s.postgres.items()}
 
 
-def _postgres_write(api, base, wanted, restart):
-    api.request("PUT", f"{base}/config/database/postgres", json_body={**wanted, **({"restart_database": True}
-                                                                                  if restart else {})})
+def _postgres_write(api, base, wanted, restart, applied=None):
+    api.request("PUT", f"{base}/config/database/postgres", applied=applied,
+                json_body={**wanted, **({"restart_database": True} if restart else {})})
 
 
 # ---------------------------------------------------------------- auth
@@ -155,13 +155,13 @@ def _storage_read(api, base, wanted):
     return _pick({"fileSizeLimit": remote.get("fileSizeLimit"), "imageTransformation": image}, wanted)
 
 
-def _storage_write(api, base, wanted, _restart):
+def _storage_write(api, base, wanted, _restart, applied=None):
     body: dict[str, Any] = {}
     if "fileSizeLimit" in wanted:
         body["fileSizeLimit"] = wanted["fileSizeLimit"]
     if "imageTransformation" in wanted:
         body["features"] = {"imageTransformation": {"enabled": wanted["imageTransformation"]}}
-    api.request("PATCH", f"{base}/config/storage", json_body=body)
+    api.request("PATCH", f"{base}/config/storage", json_body=body, applied=applied)
 
 
 AREAS: dict[str, Area] = {a.name: a for a in (
@@ -169,17 +169,21 @@ AREAS: dict[str, Area] = {a.name: a for a in (
          lambda api, base, wanted: _pick(api.get(f"{base}/config/database/postgres"), wanted), _postgres_write),
     Area("auth", ("auth",), _auth_desired,
          lambda api, base, wanted: _pick(api.get(f"{base}/config/auth"), wanted),
-         lambda api, base, wanted, _r: api.request("PATCH", f"{base}/config/auth", json_body=wanted)),
+         lambda api, base, wanted, _r, applied=None: api.request("PATCH", f"{base}/config/auth", json_body=wanted,
+                                                                 applied=applied)),
     Area("postgrest", ("rest",), _postgrest_desired, _postgrest_read,
-         lambda api, base, wanted, _r: api.request("PATCH", f"{base}/postgrest", json_body=wanted)),
+         lambda api, base, wanted, _r, applied=None: api.request("PATCH", f"{base}/postgrest", json_body=wanted,
+                                                                 applied=applied)),
     Area("pooler", ("pooler",), _pooler_desired, _pooler_read,
-         lambda api, base, wanted, _r: api.request("PATCH", f"{base}/config/database/pooler", json_body=wanted)),
+         lambda api, base, wanted, _r, applied=None: api.request("PATCH", f"{base}/config/database/pooler",
+                                                                 json_body=wanted, applied=applied)),
     Area("network_restrictions", ("db",), _network_desired, _network_read,
-         lambda api, base, wanted, _r: api.request("POST", f"{base}/network-restrictions/apply", json_body=wanted)),
+         lambda api, base, wanted, _r, applied=None: api.request("POST", f"{base}/network-restrictions/apply",
+                                                                 json_body=wanted, applied=applied)),
     Area("ssl_enforced", ("db",),
          lambda s: s.ssl_enforced if "ssl_enforced" in s.model_fields_set else None,
          lambda api, base, _w: ((api.get(f"{base}/ssl-enforcement") or {}).get("currentConfig") or {}).get("database"),
-         lambda api, base, wanted, _r: api.request("PUT", f"{base}/ssl-enforcement",
-                                                   json_body={"requestedConfig": {"database": wanted}})),
+         lambda api, base, wanted, _r, applied=None: api.request(
+             "PUT", f"{base}/ssl-enforcement", json_body={"requestedConfig": {"database": wanted}}, applied=applied)),
     Area("storage", ("storage",), _storage_desired, _storage_read, _storage_write),
 )}

@@ -13,6 +13,7 @@ from supagate.errors import Failed
 import email.utils
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -50,6 +51,10 @@ class ManagementApi:
         if not token:
             raise ApiError("no Supabase access token\nSet it with "
                            "`pulumi config set --secret supabaseAccessToken sbp_...` (Account > Access Tokens).")
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
+            # Never echoed: a header library would print it, escaped, in its own error.
+            raise ApiError("the Supabase access token contains whitespace or control characters (a pasted line "
+                           "end?)\nSet it again without them: `pulumi config set --secret supabaseAccessToken sbp_...`.")
         self._token = token
         self._secrets = tuple(s for s in (token, *secrets) if s)
         self.retry, self._sleep = retry, sleep
@@ -65,15 +70,23 @@ class ManagementApi:
     # ------------------------------------------------------------ transport
 
     def request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
-                files: list | None = None, data: dict | None = None, ok: tuple[int, ...] = ()) -> Any:
+                files: list | None = None, data: dict | None = None, ok: tuple[int, ...] = (),
+                applied: Callable[[], bool] | None = None) -> Any:
         """The decoded JSON of a 2xx response (None when empty). `ok` lists other statuses
-        that are answers, not errors (404 when asking whether something exists)."""
+        that are answers, not errors (404 when asking whether something exists).
+
+        `retry.total` bounds the whole call, slow bodies and sleeps included. A write whose
+        answer was lost (no response, or a 5xx after the request went out) may have been
+        applied: before sending it again, `applied()` reads the state back, and when it says
+        the write took effect the call returns None instead of writing twice."""
         where = f"{method} {path}"
         deadline = time.monotonic() + self.retry.total
         last = "no attempt made"
         for attempt in range(1, self.retry.attempts + 1):
+            if attempt > 1 and applied is not None and applied():
+                return None  # the lost answer's write took effect
             try:
-                response = self._http.request(method, path, json=json_body, params=params, files=files, data=data)
+                response = self._send(method, path, deadline, json=json_body, params=params, files=files, data=data)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = f"{type(exc).__name__.replace('Exception', '')}: {self._clean(str(exc)) or 'no response'}"
                 delay = self._delay(attempt, None)
@@ -85,12 +98,39 @@ class ManagementApi:
                                    f"\n{_hint(response.status_code)}", response.status_code)
                 last = f"HTTP {response.status_code} {self._detail(response)}"
                 delay = self._delay(attempt, response.headers.get("Retry-After"))
-            if attempt == self.retry.attempts or time.monotonic() + delay > deadline:
+            if attempt == self.retry.attempts or time.monotonic() + delay >= deadline:
                 break
             self._sleep(delay)
         raise ApiError(f"failed to call {where} after {attempt} attempt(s) in at most {self.retry.total:.0f} s: "
                        f"{last}\nThe Supabase API is unavailable or rate limited; nothing was recorded as "
                        "applied. Run again later.")
+
+    def _send(self, method: str, path: str, deadline: float, **kwargs) -> httpx.Response:
+        """One try, bounded by the call's deadline: each wait (connect, every read) gets at
+        most what is left, and a body that trickles in is cut off at the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpx.ReadTimeout("the call's time ran out")
+        timeout = httpx.Timeout(min(self.retry.timeout, remaining))
+        with self._http.stream(method, path, timeout=timeout, **kwargs) as response:
+            # A read blocked past the deadline is ended by closing the response under it.
+            watchdog = threading.Timer(max(deadline - time.monotonic(), 0), response.close)
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                chunks = []
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the call's time ran out while the answer was still arriving")
+            except (httpx.StreamClosed, httpx.ReadError, httpx.RemoteProtocolError):
+                if time.monotonic() >= deadline:
+                    raise httpx.ReadTimeout("the call's time ran out while the answer was still arriving") from None
+                raise
+            finally:
+                watchdog.cancel()
+            return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
+                                  request=response.request)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:

@@ -201,8 +201,17 @@ def deploy(api: ManagementApi, ref: str, props: Mapping[str, Any]) -> dict[str, 
     parts = [("metadata", (None, json.dumps(metadata).encode(), "application/json"))]
     parts += [("file", (path, text.encode(), "application/typescript" if path.endswith(".ts") else
                         "application/octet-stream")) for path, text in sorted(props["files"].items())]
+    before = read(api, ref, props["slug"])
+    before_version = (before or {}).get("version")
+
+    def applied() -> bool:  # a lost answer: a new version means the deploy took effect
+        now = read(api, ref, props["slug"])
+        return now is not None and (before is None or (now.get("version") or 0) > (before_version or 0))
+
     deployed = api.request("POST", f"/v1/projects/{ref}/functions/deploy", params={"slug": props["slug"]},
-                           files=parts) or {}
+                           files=parts, applied=applied)
+    if deployed is None:  # applied by the try whose answer was lost: take its state from the API
+        deployed = read(api, ref, props["slug"]) or {}
     if deployed.get("verify_jwt") is not None and deployed.get("verify_jwt") != bool(props["verify_jwt"]):
         deployed = set_verify_jwt(api, ref, props["slug"], bool(props["verify_jwt"]))
     return deployed

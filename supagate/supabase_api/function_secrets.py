@@ -49,8 +49,12 @@ def apply(api: ManagementApi, ref: str, desired: Mapping[str, str], steps: Secre
     for name in steps.upsert + steps.delete:
         if name.startswith(RESERVED_PREFIX):
             raise ValueError(f"secret {name}: names starting with {RESERVED_PREFIX} are reserved by Supabase")
-    if steps.upsert:
+    names = set(steps.upsert) | set(steps.delete)
+    if steps.upsert:  # a lost answer: the listed digests say whether the upsert took effect
         api.request("POST", f"/v1/projects/{ref}/secrets",
-                    json_body=[{"name": n, "value": desired[n]} for n in steps.upsert])
+                    json_body=[{"name": n, "value": desired[n]} for n in steps.upsert],
+                    applied=lambda: all(read_digests(api, ref, names).get(n) == digest(desired[n])
+                                        for n in steps.upsert))
     if steps.delete:
-        api.request("DELETE", f"/v1/projects/{ref}/secrets", json_body=steps.delete)
+        api.request("DELETE", f"/v1/projects/{ref}/secrets", json_body=steps.delete,
+                    applied=lambda: not set(read_digests(api, ref, names)) & set(steps.delete))

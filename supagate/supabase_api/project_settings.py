@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from supagate.errors import Failed
 from supagate.supabase_api.areas import AREAS, RESTART_PARAMETERS
+from supagate.supabase_api.client import ApiError
 
 if TYPE_CHECKING:
     from supagate.config.models import Settings
@@ -88,7 +89,21 @@ def apply(api: "ManagementApi", ref: str, desired: dict[str, Any], found: dict[s
             "they are. Nothing was changed.")
     services = sorted({s for name in found for s in AREAS[name].services})
     api.wait_healthy(ref, services, timeout=health_timeout, interval=health_interval)
+    base, done = f"/v1/projects/{ref}", []
     for name, area in AREAS.items():
-        if name in found:
-            log(f"updating {name}: " + "; ".join(describe({name: found[name]})))
-            area.write(api, f"/v1/projects/{ref}", desired[name], bool(needs_restart))
+        if name not in found:
+            continue
+        log(f"updating {name}: " + "; ".join(describe({name: found[name]})))
+
+        def applied(name=name, area=area) -> bool:  # a lost answer: did the write take effect?
+            return not changes({name: area.read(api, base, desired[name])}, {name: desired[name]})
+
+        try:
+            area.write(api, base, desired[name], bool(needs_restart), applied)
+        except ApiError as exc:
+            pending = [n for n in AREAS if n in found and n not in done]
+            raise SettingsApplyError(
+                f"failed to change project {ref}: {str(exc).splitlines()[0]}\n"
+                f"Applied: {', '.join(done) or 'nothing'}. Not applied: {', '.join(pending)}. "
+                "Run again: only what differs is sent.") from None
+        done.append(name)

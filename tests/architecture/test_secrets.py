@@ -86,8 +86,19 @@ def test_api_errors_hide_escaped_secrets_and_a_token_with_a_newline(echo_server)
             api.request("POST", "/v1/projects/x/secrets", json_body=[{"name": "S", "value": secret}])
     assert "HTTP 422" in str(err.value)
     assert "slash-value" not in str(err.value) and "quote" not in str(err.value)
-    token = "sbp_newline_token_0123\n"  # pasted with its line end: httpx rejects the header, quoting it
-    with ManagementApi(token, echo_server, RetryPolicy(attempts=1, total=5)) as api:
+    token = "sbp_newline_token_0123\n"  # pasted with its line end: httpx would quote it in its own error
+    with pytest.raises(ApiError) as err:
+        ManagementApi(token, echo_server, RetryPolicy(attempts=1, total=5))
+    assert "sbp_newline_token" not in str(err.value) and "control characters" in str(err.value)
+
+
+def test_a_secret_across_the_truncation_point_does_not_leak_in_part(echo_server):
+    """The client scrubs an error body before it cuts it: a secret straddling the cut is
+    replaced whole, not left half-visible."""
+    from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
+
+    secret = "straddling-secret-value-0123456789"
+    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,)) as api:
         with pytest.raises(ApiError) as err:
-            api.request("GET", "/v1/projects")
-    assert "sbp_newline_token" not in str(err.value)
+            api.request("POST", "/v1/projects/x/secrets", json_body=[{"name": "S", "pad": "p" * 270, "value": secret}])
+    assert "straddling" not in str(err.value) and "0123456789" not in str(err.value)

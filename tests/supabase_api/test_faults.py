@@ -191,9 +191,11 @@ def test_a_failing_area_stops_the_update_and_records_nothing(fake):
     fake.on("PATCH", AUTH, (500, {"message": f"internal error for token {TOKEN}"}))
     props = _settings_props(fake, auth={"jwt_exp": 3600}, postgrest={"max_rows": 500})
     provider = ProjectSettingsProvider()
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(SettingsApplyError) as raised:
         provider.update(REF, {**props, "auth": {"jwt_exp": 86400}}, props)
     assert TOKEN not in str(raised.value) and "***" in str(raised.value)
+    # It says exactly what was and was not applied, and stops there.
+    assert "Applied: nothing. Not applied: auth, postgrest." in str(raised.value)
     # The update raised, so the engine keeps the old state: nothing is recorded as applied.
     assert f"PATCH {base}/postgrest" not in fake.sent()
 
