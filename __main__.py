@@ -29,7 +29,7 @@ if settings.staging_stack:
     promotion = {"stack": settings.staging_stack, "checksums": staging.get_output("migrationChecksums"),
                  "function_hashes": staging.get_output("functionHashes"),
                  "deploying_functions": {f.slug: f.content_sha256 for f in functions}}
-if settings.is_prod:
+if settings.is_production:
     preflight = {
         "limits": {"max_transaction_age_seconds": settings.monitoring.max_transaction_age_seconds,
                    "max_connections_percent": settings.monitoring.max_connections_percent,
@@ -44,7 +44,7 @@ database = Database("database", DatabaseArgs(
     exposed_schemas=settings.exposed_schemas,
     promotion=promotion,
     preflight=preflight,
-    snapshot=settings.is_prod,
+    snapshot=settings.is_production,
     lock_timeout=settings.migrations.lock_timeout,
     baseline=settings.migrations.baseline,
     statement_timeout=settings.migrations.statement_timeout,
@@ -69,13 +69,14 @@ def optional_secret(value):
 if settings.github.repository:
     delivery = Delivery("delivery", DeliveryArgs(
         stack=stack,
+        tier=settings.tier,
         github=settings.github,
         project_ref=settings.project_ref,
         pulumi_stack=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}",
         environment_secrets={"SUPABASE_DB_URL": config.require_secret("dbUrl"),
                              "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken")},
-        pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_prod else None,
-        verify_db_url=optional_secret(settings.verify_db_url) if settings.is_prod else None,
+        pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_production else None,
+        verify_db_url=optional_secret(settings.verify_db_url) if settings.is_production else None,
         token=optional_secret(settings.github_token),
     ))
 

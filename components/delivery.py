@@ -18,12 +18,13 @@ import pulumi_github as github
 
 from supagate.config.models import GithubSettings
 
-ENVIRONMENTS = {"staging": "staging", "prod": "production"}
+ENVIRONMENTS = {"staging": "staging", "production": "production"}  # by tier; development: the stack's name
 
 
 @dataclass
 class DeliveryArgs:
     stack: str
+    tier: str  # production, staging or development
     github: GithubSettings
     project_ref: str
     pulumi_stack: str  # org/project/stack, as the workflows name it
@@ -40,7 +41,7 @@ class Delivery(pulumi.ComponentResource):
         provider = github.Provider(f"{name}-github", owner=owner, token=args.token,
                                    opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, provider=provider)
-        environment_name = ENVIRONMENTS.get(args.stack, args.stack)
+        environment_name = ENVIRONMENTS.get(args.tier, args.stack)
         settings = args.github.environment
         self.environment = github.RepositoryEnvironment(
             f"{name}-environment", repository=repository, environment=environment_name,
@@ -68,7 +69,7 @@ class Delivery(pulumi.ComponentResource):
             github.ActionsEnvironmentVariable(
                 f"{name}-variable-{variable.lower()}", repository=repository, environment=environment_name,
                 variable_name=variable, value=value, opts=after_environment)
-        if args.stack == "prod":
+        if args.tier == "production":
             self._repository_rules(name, repository, args, child)
         self.register_outputs({"environment": environment_name})
 

@@ -8,13 +8,10 @@ from pathlib import Path
 
 from supagate.cli.common import EXIT_FAILED, EXIT_OK, UsageError, emit_json, err, stack_settings
 
-DEFAULT_EXPOSED = ("public", "graphql_public")
-
-
 def register(sub) -> None:
     chk = sub.add_parser("check", help="run every gate (static, shadow database, advisors, squawk) on the migrations")
     chk.add_argument("--stack", default="prod",
-                     help="whose enforcement and exposed schemas apply (default %(default)s, the strictest)")
+                     help="whose tier (enforcement) and exposed schemas apply (default %(default)s)")
     chk.add_argument("--stack-file", type=Path, help="read the stack's settings here instead of Pulumi.<stack>.yaml")
     chk.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
     chk.add_argument("--db-url", help="an empty database to use as the shadow (or set SUPAGATE_SHADOW_DB_URL); "
@@ -37,19 +34,19 @@ def run(args) -> int:
     from supagate.tools import node_tool
 
     settings = stack_settings(args.stack, args.stack_file)
-    exposed = settings.exposed_schemas if settings else DEFAULT_EXPOSED
-    directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
+    exposed = settings.exposed_schemas
+    directory = args.migrations or Path(settings.migrations.directory)
     migrations = load_migrations(directory, warn=err)
     supabase_cli = node_tool("supabase")
     if args.shadow and args.advisors and supabase_cli is None:
         raise UsageError("the Supabase CLI is not installed, so its advisors cannot run\n"
                          "Run scripts/setup (npm install of the pinned supabase@3.1.0), or pass --no-advisors.")
     options = CheckOptions(
-        stack=args.stack, exposed=tuple(exposed), shadow=args.shadow, advisors=args.advisors,
+        stack=args.stack, tier=settings.tier, exposed=tuple(exposed), shadow=args.shadow, advisors=args.advisors,
         shadow_db_url=args.db_url or os.environ.get("SUPAGATE_SHADOW_DB_URL"), supabase_cli=supabase_cli,
         target_db_url=args.target_db_url or os.environ.get("SUPAGATE_TARGET_DB_URL"),
         staging_db_url=args.staging_db_url or os.environ.get("SUPAGATE_STAGING_DB_URL"),
-        baseline=settings.migrations.baseline if settings else "")
+        baseline=settings.migrations.baseline)
     report = run_gates(migrations, options, progress=err)
     if args.format == "json":
         emit_json(report.to_json())

@@ -35,10 +35,11 @@ def db_url(args) -> str:
 
 
 def stack_settings(stack: str, stack_file: Path | None):
-    """The stack's settings from Pulumi.<stack>.yaml (or --stack-file); None without a file."""
-    from supagate.config.loading import settings_from_stack_file
+    """The stack's settings from Pulumi.<stack>.yaml (or --stack-file). A stack with no file
+    is an error, never a default: a typo must not turn the gates off."""
+    from supagate.config.loading import missing_stack_file, settings_from_stack_file
 
     path = stack_file or Path(f"Pulumi.{stack}.yaml")
-    if stack_file is not None and not path.exists():
-        raise UsageError(f"{path}: no such stack file\nPass the path of a Pulumi.<stack>.yaml.")
-    return settings_from_stack_file(stack, path) if path.exists() else None
+    if not path.exists():
+        raise UsageError(missing_stack_file(path, stack))
+    return settings_from_stack_file(stack, path)

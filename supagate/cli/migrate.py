@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supagate.cli.common import DB_URL_ENV, EXIT_OK, db_url, emit_json, err
+from supagate.cli.common import DB_URL_ENV, EXIT_OK, db_url, emit_json, err, stack_settings
 from supagate.migrations.options import Options
 
 
 def register(sub) -> None:
     mig = sub.add_parser("migrate", help="apply pending migrations (Supabase CLI compatible history)")
     mig.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV}, which keeps it off the command line)")
-    mig.add_argument("--migrations", default="supabase/migrations", type=Path, help="migrations directory")
+    mig.add_argument("--stack", help="take the migrations directory and timeouts from Pulumi.<stack>.yaml")
+    mig.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
+    mig.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
     mig.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     mig.add_argument("--include-all", action="store_true",
                      help="apply new migrations older than the newest applied one")
@@ -20,10 +22,10 @@ def register(sub) -> None:
                      help="run stored down scripts, newest first, for every version after VERSION (0: all)")
     mig.add_argument("--repair", metavar="VERSION",
                      help="accept the local file of an applied VERSION as applied (after review)")
-    mig.add_argument("--lock-timeout", default=Options.lock_timeout,
-                     help="per statement wait for a table lock (default %(default)s)")
-    mig.add_argument("--statement-timeout", default=Options.statement_timeout,
-                     help="per statement run time limit (default %(default)s)")
+    mig.add_argument("--lock-timeout", help=f"per statement wait for a table lock (default: the stack's, "
+                                            f"else {Options.lock_timeout})")
+    mig.add_argument("--statement-timeout", help=f"per statement run time limit (default: the stack's, "
+                                                 f"else {Options.statement_timeout})")
     mig.add_argument("--lock-wait", type=float, default=Options.lock_wait,
                      help="seconds to wait for another run to finish (default %(default)s)")
     mig.add_argument("--format", choices=("text", "json"), default="text")
@@ -35,8 +37,12 @@ def run(args) -> int:
     from supagate.migrations.files import load_migrations
 
     url = db_url(args)
-    options = Options(lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout,
-                      lock_wait=args.lock_wait, include_all=args.include_all)
+    settings = stack_settings(args.stack, args.stack_file).migrations if args.stack or args.stack_file else None
+    options = Options(
+        lock_timeout=args.lock_timeout or (settings.lock_timeout if settings else Options.lock_timeout),
+        statement_timeout=args.statement_timeout or (settings.statement_timeout if settings else Options.statement_timeout),
+        lock_wait=args.lock_wait, include_all=args.include_all)
+    directory = args.migrations or Path(settings.directory if settings else "supabase/migrations")
     as_json = args.format == "json"
     if args.down_to is not None:
         result = runner.down_to(url, args.down_to, options, dry_run=args.dry_run)
@@ -46,7 +52,7 @@ def run(args) -> int:
             verb = "Would revert" if args.dry_run else "Reverted"
             err(f"{verb} {len(result.reverted)} migration(s) down to {args.down_to}.")
         return EXIT_OK
-    migrations = load_migrations(args.migrations, warn=err)
+    migrations = load_migrations(directory, warn=err)
     if args.repair is not None:
         runner.repair(url, migrations, args.repair, options)
         if as_json:

@@ -64,6 +64,14 @@ def settings_from_stack_file(stack: str, path) -> Settings:
     return load_settings(stack, stack_file_values(path), str(path))
 
 
+def missing_stack_file(path: Path, stack: str) -> str:
+    """The message for a stack with no stack file (an error, never a lenient default)."""
+    known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in Path(path).parent.glob("Pulumi.*.yaml"))
+    return (f"{path}: no such stack file (stack {stack!r})\n"
+            + (f"Known stacks: {', '.join(known)}." if known else
+               "Create it with `pulumi stack init` and set tier (production, staging or development)."))
+
+
 def read_stack_config(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file, refusing what YAML would let through silently:
     a duplicate key (the last one would win), a top level that is not a mapping, text that is

@@ -120,6 +120,9 @@ class MigrationSettings(_Model):
 
 class Settings(_Model):
     stack: str
+    # What the stack is, whatever it is called: enforcement, promotion, snapshots and
+    # pre-deploy checks follow the tier, never the stack's name.
+    tier: Literal["production", "staging", "development"]
     project_ref: str
     region: str = "us-east-1"
     exposed_schemas: tuple[str, ...] = ("public", "graphql_public")
@@ -140,6 +143,7 @@ class Settings(_Model):
     feature_flags: dict[str, FeatureFlag] = {}
     migrations: MigrationSettings = MigrationSettings()
     staging_stack: str = ""  # fully qualified stack reference prod promotes from
+    no_staging_reason: str = ""  # a production tier that promotes from nothing must say why
     # secrets
     db_url: SecretStr | None = None
     supabase_access_token: SecretStr | None = None
@@ -149,8 +153,8 @@ class Settings(_Model):
     verify_db_url: SecretStr | None = None
 
     @property
-    def is_prod(self) -> bool:
-        return self.stack == "prod"
+    def is_production(self) -> bool:
+        return self.tier == "production"
 
     @field_validator("project_ref")
     @classmethod
@@ -232,7 +236,11 @@ class Settings(_Model):
             if override.verify_jwt is False and not override.signature_header:
                 problems.append(f"functions.{slug}: verifyJwt is false without a signatureHeader; "
                                 "say which header the function checks instead")
-        if self.is_prod and "0.0.0.0/0" in self.network_restrictions:
+        if self.is_production and not self.staging_stack and not self.no_staging_reason.strip():
+            problems.append("tier production without stagingStack: prod would deploy SQL no staging ran; set "
+                            "stagingStack to the staging stack (org/supabase-platform/staging), or say why there "
+                            "is none with noStagingReason")
+        if self.is_production and "0.0.0.0/0" in self.network_restrictions:
             problems.append("networkRestrictions: 0.0.0.0/0 opens the prod database to the internet; "
                             "list the CIDRs that need access")
         if problems:

@@ -13,7 +13,7 @@ from typing import Callable
 from supagate.findings import ADVISORY, MANDATORY, Finding, blocked, render_by_file
 from supagate.gates.catalog import replay
 from supagate.gates.markers import Markers
-from supagate.gates.registry import PER_STATEMENT_RULES, RULES, enforcement_for, tier_of
+from supagate.gates.registry import PER_STATEMENT_RULES, RULES, enforcement_for
 from supagate.gates.rules import rls_disabled
 from supagate.migrations.files import Migration
 
@@ -21,6 +21,7 @@ from supagate.migrations.files import Migration
 @dataclass
 class CheckOptions:
     stack: str = "prod"
+    tier: str = "production"  # whose enforcement applies (the stack's settings say)
     exposed: tuple[str, ...] = ("public", "graphql_public")
     shadow: bool = True
     shadow_db_url: str | None = None  # a database to use as the shadow; default: a throwaway one
@@ -35,6 +36,7 @@ class CheckOptions:
 class Report:
     stack: str
     findings: list[Finding]
+    tier: str = "production"
     statements: int = 0
     probed_tables: int = 0
 
@@ -80,13 +82,13 @@ def run_gates(migrations: list[Migration], options: CheckOptions,
             target = database_checksums(options.target_db_url, migrations)
             applied = set(target)
             findings += history_findings(migrations, target, "the target database")
-        if options.staging_db_url and options.stack == "prod":
+        if options.staging_db_url and options.tier == "production":
             findings += promotion_findings(migrations, database_checksums(options.staging_db_url, migrations),
                                            "staging")
     history = {m.path or m.filename for m in migrations
                if m.version in applied or (options.baseline and m.version <= options.baseline)}
     findings = [f for f in findings if not (f.rule in PER_STATEMENT_RULES and f.file in history)]
-    return Report(stack=options.stack, findings=finalize(findings, tier_of(options.stack), analysis.markers),
+    return Report(stack=options.stack, tier=options.tier, findings=finalize(findings, options.tier, analysis.markers),
                   statements=analysis.statements, probed_tables=probed)
 
 
@@ -173,5 +175,6 @@ def render_text(report: Report, verbose: bool = False, per_rule: int = 3) -> str
     verdict = "BLOCKED" if report.blocked else "PASS"
     lines.append("")
     lines.append(f"{verdict}: {len(mandatory)} mandatory, {len(report.findings) - len(mandatory)} advisory finding(s) "
-                 f"for stack {report.stack} ({report.statements} statements, {report.probed_tables} table(s) probed).")
+                 f"for stack {report.stack}, tier {report.tier} ({report.statements} statements, "
+                 f"{report.probed_tables} table(s) probed).")
     return "\n".join(lines).lstrip("\n")

@@ -48,11 +48,6 @@ STATIC_RULES = tuple(r for r in RULES.values() if r.policy and (
     r.end_state is not None or r.id in ("destructive-unapproved", "index-not-concurrent")))
 
 
-def tier_of(stack: str) -> str:
-    """The tier whose enforcement a stack gets."""
-    return PRODUCTION if stack == "prod" else STAGING
-
-
 # A pull request's preview of prod cannot require what only happens after the merge (staging
 # deploys on merge): these are advisory there, saying they will be required at deploy.
 DEPLOY_ONLY = ("supabase-migrations-require-staging-first",)

@@ -17,7 +17,7 @@ from typing import Callable
 from supagate.migrations.files import load_migrations
 from supagate.findings import Finding
 from supagate.pack.host import PolicyPack, load_pack_config, pack_python, violation_json
-from supagate.config.loading import load_settings, secret_keys_of, stack_file_values
+from supagate.config.loading import load_settings, missing_stack_file, secret_keys_of, stack_file_values
 from supagate.config.models import Settings
 
 
@@ -41,7 +41,8 @@ class PlanResult:
         return any(v.enforcement == "mandatory" for v in self.violations)
 
     def to_json(self) -> dict:
-        return {"resources": [{"type": r["type"], "name": r["name"], "parent": r["parent"] or None}
+        return {"blocked": self.blocked,
+                "resources": [{"type": r["type"], "name": r["name"], "parent": r["parent"] or None}
                               for r in self.resources],
                 "violations": [violation_json(v) for v in self.violations]}
 
@@ -51,7 +52,7 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     root = root.resolve()
     stack_file = stack_file or root / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
-        raise PlanInputError(f"{stack_file}: no such stack file\nCreate it (pulumi stack init {stack}) or pass --stack-file.")
+        raise PlanInputError(missing_stack_file(stack_file, stack))
     values = stack_file_values(stack_file)
     settings = load_settings(stack, values, str(stack_file))
     notes: list[str] = []
@@ -72,7 +73,10 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     resources = evaluated["registrations"]
 
     pack_dir = root / "policies"
-    config_path = pack_config or pack_dir / "config" / f"{stack}.json"
+    by_tier = {"production": "prod.json", "staging": "staging.json"}.get(settings.tier, f"{stack}.json")
+    config_path = pack_config or next((p for p in (pack_dir / "config" / f"{stack}.json",
+                                                   pack_dir / "config" / by_tier) if p.exists()),
+                                      pack_dir / "config" / f"{stack}.json")
     if not config_path.exists():
         notes.append(f"no {config_path.relative_to(root)}: every policy runs at the level it declares")
         config_path = None

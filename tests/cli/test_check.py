@@ -100,3 +100,28 @@ def test_shadow_password_never_reaches_a_command_line_or_the_output(tmp_path, db
     run = supagate("check", "--migrations", str(src), env={"SUPAGATE_SHADOW_DB_URL": dead})
     assert run.returncode == 1 and "failed to connect" in run.stderr
     assert password not in run.stderr + run.stdout
+
+
+def test_a_stack_name_without_a_stack_file_exits_2_on_every_command(tmp_path):
+    """A typo must never turn the gates off (`prdo` used to pass as a lenient stack)."""
+    src = write_migrations(tmp_path / "m", LEAKY)
+    for args in (["check", "--migrations", str(src), "--no-shadow"], ["plan"], ["verify", "--no-health"],
+                 ["migrate", "--migrations", str(src)]):
+        run = supagate(*args, "--stack", "prdo", env={"SUPABASE_DB_URL": "postgresql://x@127.0.0.1:1/x"})
+        assert run.returncode == 2, (args, run.stderr)
+        assert "Pulumi.prdo.yaml: no such stack file" in run.stderr and "Known stacks: prod, staging" in run.stderr
+
+
+def test_a_stack_named_production_with_tier_production_is_as_strict_as_prod(tmp_path):
+    import yaml
+
+    from tests.conftest import ROOT
+
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    path = tmp_path / "Pulumi.production.yaml"
+    path.write_text(yaml.safe_dump(document))
+    src = write_migrations(tmp_path / "m", LEAKY)
+    run = supagate("check", "--stack", "production", "--stack-file", str(path), "--migrations", str(src),
+                   "--no-shadow", "--format", "json")
+    assert run.returncode == 1
+    assert {(f["rule"], f["enforcement"]) for f in json.loads(run.stdout)["findings"]} == {("rls-missing", "mandatory")}

@@ -26,7 +26,7 @@ def test_prod_plan_lists_resources_and_passes(pack_venv):
             "pulumi-python:dynamic/supabase:Migrations", "pulumi:pulumi:StackReference",
             "supabase-platform:project:Project", "pulumi-python:dynamic/supabase:ProjectSettings",
             "pulumi-python:dynamic/supabase:EdgeFunction", "pulumi-python:dynamic/supabase:FunctionSecrets"} <= types
-    assert not [v for v in plan["violations"] if v["enforcement"] == "mandatory"]
+    assert not [v for v in plan["violations"] if v["enforcement"] == "mandatory"] and plan["blocked"] is False
     assert all(set(r) == {"type", "name", "parent"} for r in plan["resources"])
     assert "staging outputs assumed from this commit" in run.stderr
 

@@ -27,15 +27,36 @@ def test_stack_files_load(stack):
     assert settings.stack == stack and len(settings.project_ref) == 20
 
 
+PRODUCTION = {"tier": "production", "projectRef": "a" * 20, "stagingStack": "org/supabase-platform/staging"}
+
+
 def test_prod_refuses_an_open_network():
     with pytest.raises(SettingsError, match="0.0.0.0/0 opens the prod database"):
-        load_settings("prod", {"projectRef": "a" * 20, "networkRestrictions": ["0.0.0.0/0"]}, "Pulumi.prod.yaml")
-    assert load_settings("staging", {"projectRef": "a" * 20, "networkRestrictions": ["0.0.0.0/0"]}, "x")
+        load_settings("prod", {**PRODUCTION, "networkRestrictions": ["0.0.0.0/0"]}, "Pulumi.prod.yaml")
+    assert load_settings("staging", {"tier": "staging", "projectRef": "a" * 20,
+                                     "networkRestrictions": ["0.0.0.0/0"]}, "x")
+
+
+def test_the_tier_decides_not_the_name():
+    """A copy of prod named `production` is production; `prod` declared staging is staging."""
+    assert load_settings("production", PRODUCTION, "Pulumi.production.yaml").is_production
+    assert not load_settings("prod", {**PRODUCTION, "tier": "staging"}, "Pulumi.prod.yaml").is_production
+    with pytest.raises(SettingsError, match="supabase-platform:tier: required"):
+        load_settings("prod", {"projectRef": "a" * 20}, "Pulumi.prod.yaml")
+    with pytest.raises(SettingsError, match="supabase-platform:tier: Input should be"):
+        load_settings("prod", {**PRODUCTION, "tier": "prod"}, "Pulumi.prod.yaml")
+
+
+def test_a_production_tier_without_a_promotion_source_fails_closed():
+    without = {k: v for k, v in PRODUCTION.items() if k != "stagingStack"}
+    with pytest.raises(SettingsError, match="tier production without stagingStack"):
+        load_settings("production", without, "Pulumi.production.yaml")
+    assert load_settings("production", {**without, "noStagingReason": "one-person side project, tested locally"}, "x")
 
 
 def test_function_without_jwt_needs_a_signature_header_and_secrets_need_values():
     with pytest.raises(SettingsError) as err:
-        load_settings("staging", {"projectRef": "a" * 20, "functions": {"hook": {"verifyJwt": False}},
+        load_settings("staging", {"tier": "staging", "projectRef": "a" * 20, "functions": {"hook": {"verifyJwt": False}},
                                   "secretNames": ["API_KEY"]}, "Pulumi.staging.yaml")
     assert "functions.hook: verifyJwt is false without a signatureHeader" in str(err.value)
     assert "functionSecrets has no value" in str(err.value)
@@ -43,15 +64,15 @@ def test_function_without_jwt_needs_a_signature_header_and_secrets_need_values()
 
 def test_secret_values_never_appear_in_errors():
     with pytest.raises(SettingsError) as err:
-        load_settings("prod", {"projectRef": "a" * 20, "dbUrl": "mysql://root:hunter2@x/db"}, "Pulumi.prod.yaml")
+        load_settings("prod", {**PRODUCTION, "dbUrl": "mysql://root:hunter2@x/db"}, "Pulumi.prod.yaml")
     assert "dbUrl" in str(err.value) and "hunter2" not in str(err.value)
-    settings = load_settings("prod", {"projectRef": "a" * 20, "dbUrl": "postgresql://u:hunter2@x/db"}, "x")
+    settings = load_settings("prod", {**PRODUCTION, "dbUrl": "postgresql://u:hunter2@x/db"}, "x")
     assert "hunter2" not in repr(settings)
 
 
 def test_postgres_keys_are_the_apis_and_typed():
     with pytest.raises(SettingsError) as raised:
-        load_settings("staging", {"projectRef": "abcdefghijklmnopqrst",
+        load_settings("staging", {"tier": "staging", "projectRef": "abcdefghijklmnopqrst",
                                   "postgres": {"idle_in_transaction_session_timeout": "30s", "max_connections": "many"}},
                       "Pulumi.staging.yaml")
     message = str(raised.value)
@@ -62,7 +83,7 @@ def test_postgres_keys_are_the_apis_and_typed():
 def test_undeclared_auth_keys_are_not_managed():
     from supagate.supabase_api.project_settings import desired_state
 
-    settings = load_settings("staging", {"projectRef": "abcdefghijklmnopqrst", "auth": {"jwtExpiry": 1800},
+    settings = load_settings("staging", {"tier": "staging", "projectRef": "abcdefghijklmnopqrst", "auth": {"jwtExpiry": 1800},
                                          "networkRestrictions": []}, "Pulumi.staging.yaml")
     state = desired_state(settings)
     assert state["auth"] == {"jwt_exp": 1800}
