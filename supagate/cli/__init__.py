@@ -13,11 +13,11 @@ import os
 import sys
 
 from supagate import __version__
-from supagate.cli import check, local, migrate, plan, verify, workflows
+from supagate.cli import check, db, local, migrate, plan, test, verify, workflows
 from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
 from supagate.errors import BadInput, Failed
 
-COMMANDS = (migrate, check, plan, verify, workflows, local)
+COMMANDS = (migrate, check, plan, verify, test, db, workflows, local)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ import psycopg
 from supagate.postgres.supabase_shape import DEFAULT_EXPOSED_SCHEMAS, prepare_supabase_database, private_install
 
 _PREFIX = "supagate-pg-"
+_PREFIX_KEPT = "supagate-db-"  # not swept: `supagate db stop` removes it
 _PR_SET_PDEATHSIG = 1
 
 
@@ -126,6 +127,7 @@ class EmbeddedPostgres:
     exposed_schemas: tuple[str, ...] = DEFAULT_EXPOSED_SCHEMAS
     port: int = 0
     root: Path | None = None
+    persistent: bool = False  # outlives this process (`supagate db start`); local_db.py stops it
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _launch: tuple | None = field(default=None, repr=False)
 
@@ -146,11 +148,12 @@ class EmbeddedPostgres:
         sweep_stale_clusters()
         bindir = find_bindir()
         user = _run_as()
-        self.root = Path(tempfile.mkdtemp(prefix=_PREFIX))
-        (self.root / "owner.pid").write_text(str(os.getpid()))
+        self.root = Path(tempfile.mkdtemp(prefix=_PREFIX_KEPT if self.persistent else _PREFIX))
         data = self.root / "data"
-        atexit.register(self.stop)
-        _stop_on_sigterm()
+        if not self.persistent:
+            (self.root / "owner.pid").write_text(str(os.getpid()))
+            atexit.register(self.stop)
+            _stop_on_sigterm()
         run_kwargs = {}
         if user is not None:
             os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -191,8 +194,8 @@ class EmbeddedPostgres:
         args, env, run_kwargs = self._launch
         log = open(self.root / "postgres.log", "ab")
         self._proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
-            start_new_session=True, **run_kwargs,
+            args, stdout=log, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=None if self.persistent else _die_with_parent, start_new_session=True, **run_kwargs,
         )
         log.close()
         self._wait_ready()

@@ -1,0 +1,46 @@
+"""`supagate test`: the app's own database tests (migrations, seed, setup file, pgTAP) on
+the local database from `supagate db start`, a database given by URL, or a throwaway one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, emit_json, err
+
+
+def register(sub) -> None:
+    tst = sub.add_parser("test", help="apply the migrations, seed, and run the app's pgTAP tests",
+                         description="Apply supabase/migrations, load the seed (supabase/seed.sql or config.toml's "
+                                     "[db.seed] sql_paths), run --setup, then every pgTAP file of supabase/tests. "
+                                     "Example: supagate test --setup supabase/tests/setup.sql")
+    tst.add_argument("--db-url", help=f"test on this database (or {DB_URL_ENV}); default: the one `supagate db "
+                                      "start` runs, else a throwaway one")
+    tst.add_argument("--setup", type=Path, help="a SQL file to run after the seed, before the tests")
+    tst.add_argument("--project", default=".", help="project root holding supabase/ (default: .)")
+    tst.add_argument("--format", choices=("text", "json"), default="text")
+    tst.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from supagate.postgres import local_db
+    from supagate.postgres.app_tests import render_lines, run_app_tests
+
+    root = Path(args.project)
+    url = args.db_url or os.environ.get(DB_URL_ENV)
+    if url is None and (running := local_db.status(root)) is not None:
+        err(f"Using the local database from `supagate db start` ({running['url']}).")
+        url = running["url"]
+    if url is not None:
+        report = run_app_tests(url, root, args.setup, progress=err)
+    else:
+        from supagate.postgres.embedded import EmbeddedPostgres
+
+        err("Starting a throwaway PostgreSQL 15 shaped like a hosted Supabase project...")
+        with EmbeddedPostgres() as pg:
+            report = run_app_tests(pg.url, root, args.setup, progress=err)
+    if args.format == "json":
+        emit_json(report.to_json())
+    for line in render_lines(report, root):
+        err(line)
+    return EXIT_OK if report.passed else EXIT_FAILED
