@@ -1,5 +1,9 @@
 """Shared fixtures: one throwaway PostgreSQL 15 cluster per test session, a fresh
-database (with the Supabase shim) per test that needs one."""
+database (Supabase-shaped) per test that needs one, and the product's test app.
+
+The tests never read the repository's own `supabase/` or stack files (an adopting team
+replaces them): APP is the test app under tests/fixtures, and PROJECT a copy of the
+product (program, components, pack) with that app, where CLI commands run."""
 
 from __future__ import annotations
 
@@ -13,8 +17,33 @@ import subprocess
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_MIGRATIONS = ROOT / "supabase" / "migrations"
+APP = ROOT / "tests" / "fixtures" / "momentum"
+APP_MIGRATIONS = APP / "supabase" / "migrations"
 _counter = itertools.count()
+
+
+def _project() -> Path:
+    """The product with the test app in place of the repository's own, built once per run."""
+    import atexit
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="supagate-project-")) / "project"
+    root.mkdir()
+    atexit.register(shutil.rmtree, root.parent, True)
+    for name in ("Pulumi.yaml", "__main__.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, root / name)
+    for folder in ("components", "policies"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".venv", "__pycache__", "config"))
+    for folder in ("supabase", ".github", "policies/config"):
+        shutil.copytree(APP / folder, root / folder)
+    for stack in APP.glob("Pulumi.*.yaml"):
+        shutil.copy(stack, root / stack.name)
+    if (ROOT / "node_modules").exists():
+        (root / "node_modules").symlink_to(ROOT / "node_modules")
+    return root
+
+
+PROJECT = _project()
 
 
 @pytest.fixture(scope="session")
@@ -78,5 +107,5 @@ def pack(request, pack_python):
 
     stack = request.param
     with PolicyPack(ROOT / "policies", python=pack_python, stack=stack) as running:
-        levels = running.configure(load_pack_config(ROOT / "policies" / "config" / f"{stack}.json"))
+        levels = running.configure(load_pack_config(APP / "policies" / "config" / f"{stack}.json"))
         yield stack, running, levels

@@ -2,8 +2,8 @@
 
 One module per command (as the Supabase CLI has one per command), each registering its
 parser; a command imports what it needs only when it runs, so start-up stays cheap.
-Exit codes: 0 ok, 1 blocked or failed, 2 bad usage or bad input. With `--format json`
-one JSON document goes to stdout; progress and human text go to stderr.
+Exit codes: 0 ok, 1 blocked or failed, 2 bad usage or bad input. Reports go to stdout
+(one JSON document with `--format json`), progress and errors to stderr. No colour.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import os
 import sys
 
 from supagate import __version__
-from supagate.cli import check, db, local, migrate, plan, test, verify, workflows
+from supagate.cli import check, db, init, local, migrate, plan, test, verify, workflows
 from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
 from supagate.errors import BadInput, Failed
 
-COMMANDS = (migrate, check, plan, verify, test, db, workflows, local)
+COMMANDS = (init, migrate, check, plan, verify, test, db, workflows, local)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"supagate {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr; reports and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    from supagate.cli import common
+
+    common.QUIET = args.quiet
     try:
         return args.func(args)
     except BadInput as exc:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from supagate.cli.common import EXIT_FAILED, EXIT_OK, UsageError, emit_json, err, stack_settings
+from supagate.cli.common import EXIT_FAILED, EXIT_OK, UsageError, emit_json, err, out, stack_settings
 
 def register(sub) -> None:
-    chk = sub.add_parser("check", help="run every gate (static, shadow database, advisors, squawk) on the migrations")
+    chk = sub.add_parser("check", help="run every gate (static, shadow database, advisors, squawk) on the migrations",
+                         description="Static analysis, squawk, a Supabase-shaped shadow database with isolation "
+                                     "probes and Supabase's advisors, and optional history checks, merged into one "
+                                     "verdict (exit 1 when a mandatory finding blocks). Example: supagate check "
+                                     "--stack prod --format json > findings.json")
     chk.add_argument("--stack", default="prod",
                      help="whose tier (enforcement) and exposed schemas apply (default %(default)s)")
     chk.add_argument("--stack-file", type=Path, help="read the stack's settings here instead of Pulumi.<stack>.yaml")
@@ -51,5 +55,5 @@ def run(args) -> int:
     if args.format == "json":
         emit_json(report.to_json())
     else:
-        err(render_text(report, verbose=args.verbose))
+        out(render_text(report, verbose=args.verbose))
     return EXIT_FAILED if report.blocked else EXIT_OK

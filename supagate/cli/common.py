@@ -17,8 +17,18 @@ class UsageError(BadInput):
     pass
 
 
+QUIET = False  # --quiet: no progress, only the report and errors
+
+
 def err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Progress and errors, on stderr (as the Supabase CLI and Pulumi do)."""
+    if not QUIET or message.startswith("supagate:"):
+        print(message, file=sys.stderr, flush=True)
+
+
+def out(message: str) -> None:
+    """The report itself, on stdout, so `supagate check | less` and `> report.txt` get it."""
+    print(message, flush=True)
 
 
 def emit_json(document: dict) -> None:

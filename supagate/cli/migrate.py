@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supagate.cli.common import DB_URL_ENV, EXIT_OK, db_url, emit_json, err, stack_settings
+from supagate.cli.common import DB_URL_ENV, EXIT_OK, db_url, emit_json, err, out, stack_settings
 from supagate.migrations.options import Options
 
 
 def register(sub) -> None:
-    mig = sub.add_parser("migrate", help="apply pending migrations (Supabase CLI compatible history)")
+    mig = sub.add_parser("migrate", help="apply pending migrations (Supabase CLI compatible history)",
+                         description="Apply pending migrations, one transaction per file, with the Supabase CLI's own "
+                                     "history table. Example: SUPABASE_DB_URL=... supagate migrate --stack prod --dry-run")
     mig.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV}, which keeps it off the command line)")
     mig.add_argument("--stack", help="take the migrations directory and timeouts from Pulumi.<stack>.yaml")
     mig.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
@@ -50,7 +52,7 @@ def run(args) -> int:
             emit_json({"dry_run": args.dry_run, "reverted": result.reverted})
         else:
             verb = "Would revert" if args.dry_run else "Reverted"
-            err(f"{verb} {len(result.reverted)} migration(s) down to {args.down_to}.")
+            out(f"{verb} {len(result.reverted)} migration(s) down to {args.down_to}.")
         return EXIT_OK
     migrations = load_migrations(directory, warn=err)
     if args.repair is not None:
@@ -63,14 +65,14 @@ def run(args) -> int:
         if as_json:
             emit_json({"dry_run": True, "applied": result.skipped, "pending": runner.describe(result.pending)})
         else:
-            err(f"{len(result.skipped)} migration(s) already applied; {len(result.pending)} would be applied:")
+            out(f"{len(result.skipped)} migration(s) already applied; {len(result.pending)} would be applied:")
             for m in result.pending:
                 mode = "in one transaction" if m.transactional else "outside a transaction"
                 down = ", has down script" if m.down_sql else ""
-                err(f"  {m.filename}: {len(m.statements)} statement(s) {mode}{down}")
+                out(f"  {m.filename}: {len(m.statements)} statement(s) {mode}{down}")
         return EXIT_OK
     if as_json:
         emit_json({"dry_run": False, "applied": result.applied, "already_applied": result.skipped})
     else:
-        err(f"Applied {len(result.applied)} migration(s); {len(result.skipped)} were already applied.")
+        out(f"Applied {len(result.applied)} migration(s); {len(result.skipped)} were already applied.")
     return EXIT_OK

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supagate.cli.common import EXIT_FAILED, EXIT_OK, emit_json, err
+from supagate.cli.common import EXIT_FAILED, EXIT_OK, emit_json, err, out
 
 
 def register(sub) -> None:
-    pln = sub.add_parser("plan", help="evaluate the program offline and run the policy pack over it")
+    pln = sub.add_parser("plan", help="evaluate the program offline and run the policy pack over it",
+                         description="The Pulumi program under the SDK's mock runtime with the stack's settings, then "
+                                     "the real policy pack over every resource, as `pulumi preview --policy-pack` "
+                                     "would, with no Pulumi CLI or credentials. Example: supagate plan --stack prod")
     pln.add_argument("--stack", required=True, help="the stack whose settings and pack config apply")
     pln.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
     pln.add_argument("--policy-pack-config", type=Path,
@@ -27,5 +30,5 @@ def run(args) -> int:
                   args.staging_outputs, progress=err)
     if args.format == "json":
         emit_json(result.to_json())
-    err(render_text(result))
+    (err if args.format == "json" else out)(render_text(result))
     return EXIT_FAILED if result.blocked else EXIT_OK

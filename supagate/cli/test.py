@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, emit_json, err
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, emit_json, err, out
 
 
 def register(sub) -> None:
@@ -41,6 +41,6 @@ def run(args) -> int:
             report = run_app_tests(pg.url, root, args.setup, progress=err)
     if args.format == "json":
         emit_json(report.to_json())
-    for line in render_lines(report, root):
-        err(line)
+    for line in render_lines(report, root):  # with JSON on stdout, the readable trace goes to stderr
+        (err if args.format == "json" else out)(line)
     return EXIT_OK if report.passed else EXIT_FAILED

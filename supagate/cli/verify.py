@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, db_url, emit_json, err, stack_settings
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, db_url, emit_json, err, out, stack_settings
 
 
 def register(sub) -> None:
-    ver = sub.add_parser("verify", help="check a deployed database: tables, RLS, policies, matviews, jobs, health")
+    ver = sub.add_parser("verify", help="check a deployed database: tables, RLS, policies, matviews, jobs, health",
+                         description="Read only: every migration recorded, tables, RLS and policies present, "
+                                     "materialized views hidden, cron jobs active, the health check healthy. Example: "
+                                     "SUPABASE_DB_URL=... supagate verify --stack prod")
     ver.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV})")
-    ver.add_argument("--stack", help="read exposed schemas, migrations directory and health URL from this stack")
+    ver.add_argument("--stack", default="prod", help="read exposed schemas, migrations directory and health URL from "
+                                                     "this stack's file (default %(default)s)")
     ver.add_argument("--stack-file", type=Path, help="use this file instead of Pulumi.<stack>.yaml")
     ver.add_argument("--migrations", type=Path, help="migrations directory (default: the stack's, supabase/migrations)")
     ver.add_argument("--health-url", help="health-check function URL (default: the stack's monitoring.healthUrl)")
@@ -24,7 +28,7 @@ def run(args) -> int:
     from supagate.migrations.files import load_migrations
 
     url = db_url(args)
-    settings = stack_settings(args.stack, args.stack_file) if args.stack else None
+    settings = stack_settings(args.stack, args.stack_file)
     exposed = tuple(settings.exposed_schemas) if settings else ("public", "graphql_public")
     directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
     health_url = None if args.no_health else (
@@ -32,6 +36,6 @@ def run(args) -> int:
     result = verify(url, load_migrations(directory, warn=err), exposed, health_url)
     if args.format == "json":
         emit_json(result.to_json())
-    for line in render_lines(result):
-        err(line)
+    for line in render_lines(result):  # with JSON on stdout, the readable trace goes to stderr
+        (err if args.format == "json" else out)(line)
     return EXIT_OK if result.ok else EXIT_FAILED

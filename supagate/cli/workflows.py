@@ -9,7 +9,9 @@ from supagate.cli.common import EXIT_FAILED, EXIT_OK, err
 
 
 def register(sub) -> None:
-    wfl = sub.add_parser("workflows", help="generate the GitHub workflows from the stack settings (or check them)")
+    wfl = sub.add_parser("workflows", help="generate the GitHub workflows from the stack settings (or check them)",
+                         description="Without --write, exit 1 when .github/workflows/ differs from what the stack "
+                                     "settings generate (a required check). Example: supagate workflows --write")
     wfl.add_argument("--write", action="store_true", help="write .github/workflows/ (default: only check)")
     wfl.set_defaults(func=run)
 

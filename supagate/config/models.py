@@ -74,7 +74,7 @@ class EnvironmentSettings(_Model):
 class GithubSettings(_Model):
     repository: str = ""
     environment: EnvironmentSettings = EnvironmentSettings()
-    required_checks: tuple[str, ...] = ("tests", "gate", "workflows", "preview-staging", "preview-prod")
+    required_checks: tuple[str, ...] = ("tests", "app-tests", "gate", "workflows", "preview-staging", "preview-prod")
 
     @field_validator("repository")
     @classmethod

@@ -75,7 +75,7 @@ def verify(url: str, migrations: list[Migration], exposed: tuple[str, ...], heal
     params = {"exposed": list(exposed), "platform": list(PLATFORM_SCHEMAS)}
     with connect(url) as conn:
         _migrations_applied(result, conn, migrations)
-        _tables_present(result, conn, tables)
+        _tables_present(result, conn, tables, pending=not result.passed("migrations-applied"))
         _rls_everywhere(result, conn, exposed, params)
         _policies_present(result, conn, policies)
         _matviews_hidden(result, conn, params)
@@ -98,14 +98,15 @@ def _migrations_applied(result: Verification, conn, migrations: list[Migration])
                "Run `supagate migrate` (or `pulumi up`) against this database.", missing)
 
 
-def _tables_present(result: Verification, conn, tables: list[str]) -> None:
+def _tables_present(result: Verification, conn, tables: list[str], pending: bool = False) -> None:
     present = set(_rows(conn, "SELECT n.nspname || '.' || c.relname FROM pg_class c "
                               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"))
     missing = [t for t in tables if t not in present]
     result.add("tables-present", f"{len(tables) - len(missing)}/{len(tables)} tables present"
                + (f"; missing: {', '.join(missing)}" if missing else ""),
-               "tables the migrations create are gone" if missing else None,
-               "A table the migrations create is gone: restore it from the pre-migration snapshot "
+               "tables the migrations create are missing" if missing else None,
+               "Migrations are pending: apply them first (`supagate migrate --stack <stack>` or `pulumi up`)."
+               if pending else "A table the migrations create is gone: restore it from the pre-migration snapshot "
                "or re-run the migration that creates it.", missing)
 
 

@@ -169,7 +169,9 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
         "pr.yml", "pull request", on={"pull_request": {"branches": ["main"]}},
         concurrency={"group": "pr-${{ github.event.pull_request.number }}", "cancel-in-progress": True},
         jobs={
-            "tests": Job("tests", [*_setup(), Step("Run the tests", run="uv run pytest")]),
+            "tests": Job("tests", [*_setup(), Step("Run the product's tests", run="uv run pytest")]),
+            # The app's own database tests: its migrations, seed and pgTAP suite.
+            "app-tests": Job("app-tests", [*_setup(), Step("Run the app's tests", run="uv run supagate test")]),
             "gate": Job("gate", [*_setup(), Step("Gate the migrations (static, shadow database, advisors, probes)",
                                                  run="uv run supagate check --stack prod")]),
             # The workflows live in this repository (a stack writing to the protected branch

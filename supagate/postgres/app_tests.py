@@ -95,7 +95,7 @@ def run_app_tests(url: str, project: Path, setup: Path | None = None,
         report.setup = str(setup)
     tests_dir = project / "supabase" / "tests"
     progress(f"Running pgTAP tests in {tests_dir}...")
-    report.files = run_suite(url, tests_dir)
+    report.files = run_suite(url, tests_dir, skip=(setup,) if setup is not None else ())
     return report
 
 

@@ -79,6 +79,8 @@ def test_files(tests_dir: Path) -> list[Path]:
     return sorted(p for p in Path(tests_dir).rglob("*.sql") if p.is_file())
 
 
-def run_suite(url: str, tests_dir: Path) -> list[FileResult]:
+def run_suite(url: str, tests_dir: Path, skip: tuple[Path, ...] = ()) -> list[FileResult]:
+    """Every test file but `skip` (a setup file kept beside the tests)."""
     psql = find_psql()
-    return [run_file(url, path, psql) for path in test_files(tests_dir)]
+    skipped = {p.resolve() for p in skip}
+    return [run_file(url, path, psql) for path in test_files(tests_dir) if path.resolve() not in skipped]

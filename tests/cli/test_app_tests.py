@@ -47,7 +47,7 @@ def test_no_test_file_is_a_failure_not_a_pass(tmp_path):
     for path in (root / "supabase" / "tests").rglob("*.sql"):
         path.unlink()
     run = supagate("test", "--project", str(root))
-    assert run.returncode == 1 and "nothing was tested" in run.stderr
+    assert run.returncode == 1 and "nothing was tested" in run.stdout
 
 
 def test_a_broken_seed_stops_before_the_tests_naming_the_file(tmp_path):

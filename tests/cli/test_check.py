@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.cli.test_cli import supagate
-from tests.conftest import write_migrations
+from tests.conftest import APP, write_migrations
 
 LEAKY = {
     "20250101000000_notes.sql":
@@ -33,10 +33,14 @@ def test_unsafe_migration_exits_1_with_rule_and_fix_grouped_by_file(tmp_path):
     src = write_migrations(tmp_path / "m", LEAKY)
     run = supagate("check", "--migrations", str(src), "--no-advisors")
     assert run.returncode == 1
-    assert "20250101000000_notes.sql" in run.stderr
-    assert "MANDATORY rls-missing: public.notes line 1" in run.stderr
-    assert "fix: Add ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY" in run.stderr
-    assert run.stderr.rstrip().splitlines()[-1].startswith("BLOCKED: ")
+    # The report is on stdout (`supagate check | less`, `> report.txt`); progress on stderr.
+    assert "20250101000000_notes.sql" in run.stdout
+    assert "MANDATORY rls-missing: public.notes line 1" in run.stdout
+    assert "fix: Add ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY" in run.stdout
+    assert run.stdout.rstrip().splitlines()[-1].startswith("BLOCKED: ")
+    assert "Static analysis:" in run.stderr and "Static analysis:" not in run.stdout
+    quiet = supagate("--quiet", "check", "--migrations", str(src), "--no-advisors")
+    assert quiet.returncode == 1 and quiet.stderr == "" and "BLOCKED: " in quiet.stdout
 
 
 def test_staging_reports_the_same_finding_as_advisory(tmp_path):
@@ -115,9 +119,7 @@ def test_a_stack_name_without_a_stack_file_exits_2_on_every_command(tmp_path):
 def test_a_stack_named_production_with_tier_production_is_as_strict_as_prod(tmp_path):
     import yaml
 
-    from tests.conftest import ROOT
-
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document = yaml.safe_load((APP / "Pulumi.prod.yaml").read_text())
     path = tmp_path / "Pulumi.production.yaml"
     path.write_text(yaml.safe_dump(document))
     src = write_migrations(tmp_path / "m", LEAKY)

@@ -9,10 +9,10 @@ import sys
 
 import psycopg
 
-from tests.conftest import ROOT, write_migrations
+from tests.conftest import PROJECT, write_migrations
 
 
-def supagate(*args, env=None, cwd=ROOT):
+def supagate(*args, env=None, cwd=PROJECT):
     return subprocess.run([sys.executable, "-m", "supagate.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.cli.test_cli import supagate
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_prod_plan_lists_resources_and_passes(pack_venv):
 
 
 def _exposing_private(tmp_path, stack: str):
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())
     document["config"]["supabase-platform:exposedSchemas"] = ["public", "graphql_public", "private"]
     path = tmp_path / f"Pulumi.{stack}.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -60,8 +60,8 @@ def test_real_staging_outputs_missing_a_migration_block_prod(pack_venv, tmp_path
     outputs.write_text(json.dumps({"migrationChecksums": {}}))
     run = supagate("plan", "--stack", "prod", "--staging-outputs", str(outputs), env=pack_venv)
     assert run.returncode == 1
-    assert "supabase-migrations-require-staging-first" in run.stderr
-    assert "has not applied 20250103000000_feature_flag_rollout.sql" in run.stderr
+    assert "supabase-migrations-require-staging-first" in run.stdout
+    assert "has not applied 20250103000000_feature_flag_rollout.sql" in run.stdout
 
 
 def test_bad_stack_and_bad_pack_config_exit_2(pack_venv, tmp_path):
@@ -75,7 +75,7 @@ def test_bad_stack_and_bad_pack_config_exit_2(pack_venv, tmp_path):
 def test_weak_passwords_block_prod_and_are_advisory_on_staging(pack_venv, tmp_path):
     results = {}
     for stack in ("prod", "staging"):
-        document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        document = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())
         document["config"]["supabase-platform:auth"]["passwordMinLength"] = 6
         path = tmp_path / f"Pulumi.{stack}.yaml"
         path.write_text(yaml.safe_dump(document))
@@ -93,7 +93,7 @@ def test_weak_passwords_block_prod_and_are_advisory_on_staging(pack_venv, tmp_pa
     ({"preventSelfReview": False}, "lets whoever started a deploy approve it"),
 ])
 def test_production_environment_rules_block_prod(pack_venv, tmp_path, change, expected):
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document = yaml.safe_load((APP / "Pulumi.prod.yaml").read_text())
     document["config"]["supabase-platform:github"]["environment"].update(change)
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(yaml.safe_dump(document))

@@ -2,11 +2,11 @@ import pytest
 import yaml
 
 from supagate.config.loading import SettingsError, load_settings, settings_from_stack_file
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
 
 def keys(stack):
-    return set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
+    return set(yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())["config"])
 
 
 def test_prod_and_staging_set_the_same_keys():
@@ -23,7 +23,7 @@ def test_every_stack_key_is_declared_in_pulumi_yaml_with_a_description():
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_stack_files_load(stack):
-    settings = settings_from_stack_file(stack, ROOT / f"Pulumi.{stack}.yaml")
+    settings = settings_from_stack_file(stack, APP / f"Pulumi.{stack}.yaml")
     assert settings.stack == stack and len(settings.project_ref) == 20
 
 

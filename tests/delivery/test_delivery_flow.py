@@ -15,7 +15,7 @@ import yaml
 from supagate.config.loading import settings_from_stack_file
 from supagate.delivery.workflows import rendered
 from tests.cli.test_cli import supagate
-from tests.conftest import ROOT
+from tests.conftest import APP, PROJECT
 
 NEW_MIGRATION = ("20991231000000_step_goals.sql",
                  "create table public.step_goals (id bigint primary key generated always as identity,\n"
@@ -30,17 +30,14 @@ def project(tmp_path_factory, pack_python):
     """A copy of this project with a pull request's new migration, and the pack's venv."""
     root = tmp_path_factory.mktemp("flow") / "project"
     root.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "__main__.py"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("components", "supabase", "policies", ".github"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    shutil.copytree(PROJECT, root, dirs_exist_ok=True, symlinks=True)
     (root / "supabase" / "migrations" / NEW_MIGRATION[0]).write_text(NEW_MIGRATION[1])
     return root, {"SUPAGATE_PACK_VENV": str(Path(pack_python).parent.parent)}
 
 
 def _workflows() -> dict[str, dict]:
-    files = rendered(settings_from_stack_file("staging", ROOT / "Pulumi.staging.yaml"),
-                     settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
+    files = rendered(settings_from_stack_file("staging", APP / "Pulumi.staging.yaml"),
+                     settings_from_stack_file("prod", APP / "Pulumi.prod.yaml"))
     return {name: yaml.safe_load(text) for name, text in files.items()}
 
 
@@ -72,7 +69,7 @@ def _plan(root: Path, env: dict, stack: str, config: str, outputs: Path | None):
 def test_a_pull_request_passes_and_prod_waits_for_staging(project, tmp_path):
     root, env = project
     workflows = _workflows()
-    prod_settings = settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml")
+    prod_settings = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml")
     pr_jobs = workflows["pr.yml"]["jobs"]
     assert set(prod_settings.github.required_checks) == set(pr_jobs)  # every required check is a PR job
     behind = _staging_outputs(root, tmp_path / "behind.json", with_new=False)

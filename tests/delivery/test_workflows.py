@@ -12,7 +12,7 @@ import yaml
 
 from supagate.config.loading import settings_from_stack_file
 from supagate.delivery.workflows import ACTIONS, PULUMI_CLI, Step, rendered
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
 def load(text: str) -> dict:
     """PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on"."""
@@ -20,8 +20,8 @@ def load(text: str) -> dict:
     return {("on" if k is True else k): v for k, v in document.items()}
 
 
-FILES = rendered(settings_from_stack_file("staging", ROOT / "Pulumi.staging.yaml"),
-                 settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml"))
+FILES = rendered(settings_from_stack_file("staging", APP / "Pulumi.staging.yaml"),
+                 settings_from_stack_file("prod", APP / "Pulumi.prod.yaml"))
 
 
 def test_actionlint_passes_every_generated_workflow(tmp_path):
@@ -41,11 +41,21 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     assert run.returncode == 1 and "no-such-job" in run.stdout
 
 
-def test_the_repository_copy_matches_the_generator():
-    for name, text in FILES.items():
-        committed = ROOT / ".github" / "workflows" / name
-        assert committed.exists() and committed.read_text() == text, \
-            f"{committed} drifted: run `uv run supagate workflows --write`"
+def test_supagate_workflows_finds_drift_and_write_fixes_it(tmp_path):
+    """What the required `workflows` check runs, on a project whose workflows drifted."""
+    import shutil
+
+    from tests.cli.test_cli import supagate
+    from tests.conftest import PROJECT
+
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root, symlinks=True)
+    assert supagate("workflows", cwd=root).returncode == 0
+    (root / ".github" / "workflows" / "pr.yml").write_text("# edited by hand\n")
+    drift = supagate("workflows", cwd=root)
+    assert drift.returncode == 1 and "pr.yml" in drift.stderr
+    assert supagate("workflows", "--write", cwd=root).returncode == 0
+    assert (root / ".github" / "workflows" / "pr.yml").read_text() == FILES["pr.yml"]
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -71,7 +81,7 @@ def test_the_model_refuses_an_expression_inside_a_script():
 
 def test_each_workflow_does_its_job():
     pr = load(FILES["pr.yml"])
-    assert set(pr["jobs"]) == {"tests", "gate", "workflows", "preview-staging", "preview-prod"}  # the ruleset's
+    assert set(pr["jobs"]) == {"tests", "app-tests", "gate", "workflows", "preview-staging", "preview-prod"}
     previews = [s for j in ("preview-staging", "preview-prod") for s in pr["jobs"][j]["steps"] if "with" in s
                 and s["with"].get("command") == "preview"]
     assert [s["with"]["policyPackConfigs"] for s in previews] == ["policies/config/staging.json",

@@ -3,13 +3,13 @@
 import re
 import tomllib
 
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
-FUNCTIONS = ROOT / "supabase" / "functions"
+FUNCTIONS = APP / "supabase" / "functions"
 
 
 def config():
-    return tomllib.loads((ROOT / "supabase" / "config.toml").read_text())
+    return tomllib.loads((APP / "supabase" / "config.toml").read_text())
 
 
 def slugs():
@@ -21,7 +21,7 @@ def test_every_function_folder_has_a_config_entry_with_its_entrypoint():
     assert slugs() == sorted(functions) == ["health-check", "job-worker", "momentum-score-calculator",
                                             "webhook-terra"]
     for slug, entry in functions.items():
-        assert (ROOT / "supabase" / entry["entrypoint"]).is_file(), slug
+        assert (APP / "supabase" / entry["entrypoint"]).is_file(), slug
 
 
 def test_verify_jwt_is_on_except_for_the_signed_webhook():

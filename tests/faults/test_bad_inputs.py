@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.cli.test_cli import supagate
-from tests.conftest import ROOT, write_migrations
+from tests.conftest import APP, ROOT, write_migrations
 
 GOOD = {"20250101000000_a.sql": "create table public.a (id int primary key);\n"}
 
@@ -54,7 +54,7 @@ def _stack_file(tmp_path, text: str | bytes):
     return path
 
 
-PROD = (ROOT / "Pulumi.prod.yaml").read_text()
+PROD = (APP / "Pulumi.prod.yaml").read_text()
 
 
 @pytest.mark.parametrize("text, expected", [

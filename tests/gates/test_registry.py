@@ -4,12 +4,13 @@ the pack configs must say what it says, and every rule is findable in its own mo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from supagate.gates.registry import RULES, SETTING_POLICIES, policy_levels
 from supagate.gates.rule import PRODUCTION, STAGING
-from tests.conftest import ROOT
+from tests.conftest import APP
 
 CONFIGS = {"prod.json": (PRODUCTION, "deploy"), "prod-pull-request.json": (PRODUCTION, "pull-request"),
            "staging.json": (STAGING, "deploy")}
@@ -26,7 +27,7 @@ def _effective(config: dict, policies) -> dict[str, str]:
 
 @pytest.mark.parametrize("filename, tier_and_phase", CONFIGS.items())
 def test_pack_config_agrees_with_the_registry(filename, tier_and_phase):
-    config = json.loads((ROOT / "policies" / "config" / filename).read_text())
+    config = json.loads((APP / "policies" / "config" / filename).read_text())
     expected = policy_levels(*tier_and_phase)
     assert set(config) - {"all"} <= set(expected), "the config names a policy the registry does not know"
     assert _effective(config, expected) == expected
@@ -34,7 +35,9 @@ def test_pack_config_agrees_with_the_registry(filename, tier_and_phase):
 
 def test_each_rule_lives_in_its_own_module():
     for rule_id, rule in RULES.items():
-        module = ROOT / "supagate" / "gates" / "rules" / f"{rule_id.replace('-', '_')}.py"
+        import supagate
+
+        module = Path(supagate.__file__).parent / "gates" / "rules" / f"{rule_id.replace('-', '_')}.py"
         assert module.exists(), rule_id
         assert f'ID = "{rule_id}"' in module.read_text()
 
@@ -46,4 +49,12 @@ def test_policy_names_are_unique_and_cover_the_settings_policies():
 
 
 def test_every_config_file_is_known():
-    assert {p.name for p in (ROOT / "policies" / "config").glob("*.json")} == set(CONFIGS)
+    assert {p.name for p in (APP / "policies" / "config").glob("*.json")} == set(CONFIGS)
+
+
+def test_init_writes_configs_that_agree_with_the_registry():
+    from supagate.config.init import pack_configs
+
+    for filename, document in pack_configs(["webhook-terra"]).items():
+        expected = policy_levels(*CONFIGS[filename])
+        assert _effective(document, expected) == expected, filename

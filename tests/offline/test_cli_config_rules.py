@@ -13,7 +13,7 @@ import math
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
 PROJECT = "supabase-platform"
 OPTIONAL_SECRETS = ("pulumiAccessToken", "verifyDbUrl", "githubToken")
@@ -92,7 +92,7 @@ def stack_errors(config: dict, stack_config: dict, stack: str) -> list[str]:
 
 
 def _as_readme_says(stack: str, optional: tuple[str, ...]) -> dict:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())
     config = dict(document.get("config") or {})
     config[f"{PROJECT}:dbUrl"] = _secure("postgresql://postgres:pw@db.example.supabase.co:5432/postgres")
     config[f"{PROJECT}:supabaseAccessToken"] = _secure("sbp_token")

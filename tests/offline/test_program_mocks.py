@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from supagate.offline.program import is_secret
-from tests.conftest import ROOT
+from tests.conftest import APP, PROJECT, ROOT
 
 DB_PASSWORD = "s3cr3t-db-pw"
 WEBHOOK_SECRET = "whsec-never-in-plain-state"
@@ -18,7 +18,7 @@ ACCESS_TOKEN = "sbp_0123456789abcdef-never-in-plain-state"
 
 
 def stack_config(stack: str) -> dict:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    document = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())["config"]
     config = {key.split(":", 1)[1]: value for key, value in document.items()}
     config["dbUrl"] = f"postgresql://postgres:{DB_PASSWORD}@db.example.supabase.co:5432/postgres"
     config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
@@ -30,10 +30,10 @@ SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessT
 
 
 def run_program(stack: str, config: dict, stack_outputs: dict | None = None, secret_keys=SECRET_KEYS) -> dict:
-    request = {"root": str(ROOT), "stack": stack, "config": config, "secret_keys": list(secret_keys),
+    request = {"root": str(PROJECT), "stack": stack, "config": config, "secret_keys": list(secret_keys),
                "stack_outputs": stack_outputs}
     proc = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -74,7 +74,7 @@ def test_prod_reads_staging_checksums_through_a_stack_reference():
         "stack": "momentum-health/supabase-platform/staging", "checksums": {"20250101000000": "abc"},
         "function_hashes": {"health-check": "def"}}
     # This deploy's function hashes ride along, so the resource policy sees them in the inputs.
-    assert set(promotion["deploying_functions"]) == {p.name for p in (ROOT / "supabase" / "functions").iterdir()
+    assert set(promotion["deploying_functions"]) == {p.name for p in (APP / "supabase" / "functions").iterdir()
                                                      if p.is_dir() and not p.name.startswith("_")}
     staging = run_program("staging", stack_config("staging"))
     migrations = next(r for r in staging["registrations"] if r["type"].endswith("supabase:Migrations"))
@@ -84,7 +84,7 @@ def test_prod_reads_staging_checksums_through_a_stack_reference():
 def test_migration_inputs_carry_every_file_and_its_checksum(evaluated):
     _, result = evaluated
     migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
-    files = sorted(p.name for p in (ROOT / "supabase" / "migrations").glob("*.sql"))
+    files = sorted(p.name for p in (APP / "supabase" / "migrations").glob("*.sql"))
     listed = [f"{m['version']}_{m['name']}.sql" for m in migrations["inputs"]["migrations"]]
     assert listed == files
     assert all(len(m["checksum"]) == 64 and m["sql"] for m in migrations["inputs"]["migrations"])
@@ -116,7 +116,7 @@ def test_no_secret_in_a_plain_input(evaluated):
 
 def test_one_function_resource_per_function_folder(evaluated):
     _, result = evaluated
-    folders = sorted(p.name for p in (ROOT / "supabase" / "functions").iterdir()
+    folders = sorted(p.name for p in (APP / "supabase" / "functions").iterdir()
                      if p.is_dir() and not p.name.startswith("_"))
     functions = [r for r in result["registrations"] if r["type"] == "pulumi-python:dynamic/supabase:EdgeFunction"]
     assert sorted(r["inputs"]["slug"] for r in functions) == folders
@@ -134,7 +134,7 @@ def test_project_settings_are_the_stack_declarations(evaluated):
     stack, result = evaluated
     settings = next(r for r in result["registrations"]
                     if r["type"] == "pulumi-python:dynamic/supabase:ProjectSettings")["inputs"]
-    declared = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    declared = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())["config"]
     assert settings["project_ref"] == declared["supabase-platform:projectRef"]
     assert settings["auth"]["jwt_exp"] == declared["supabase-platform:auth"]["jwtExpiry"]
     assert settings["auth"]["password_min_length"] == declared["supabase-platform:auth"]["passwordMinLength"]
@@ -216,7 +216,7 @@ def test_prod_owns_the_ruleset_and_the_workflows_stay_in_the_repository(evaluate
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 1
     assert rules["pullRequest"]["dismissStaleReviewsOnPush"] is True
     assert [c["context"] for c in rules["requiredStatusChecks"]["requiredChecks"]] == \
-        ["tests", "gate", "workflows", "preview-staging", "preview-prod"]
+        ["tests", "app-tests", "gate", "workflows", "preview-staging", "preview-prod"]
     assert files == []
 
 

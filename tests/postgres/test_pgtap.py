@@ -7,9 +7,9 @@ import psycopg
 from supagate.migrations import runner
 from supagate.migrations.files import load_migrations
 from supagate.postgres.pgtap import parse_tap, run_suite
-from tests.conftest import APP_MIGRATIONS, ROOT
+from tests.conftest import APP, APP_MIGRATIONS
 
-TESTS = ROOT / "supabase" / "tests"
+TESTS = APP / "supabase" / "tests"
 
 
 def test_isolation_suite_passes_on_the_app(app_db_url):

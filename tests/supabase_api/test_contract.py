@@ -16,7 +16,7 @@ from supagate.supabase_api.client import ManagementApi
 from supagate.supabase_api.areas import POSTGRES_PARAMETERS
 from supagate.config.loading import settings_from_stack_file
 from supagate.supabase_api.project_settings import desired_state
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 from tests.supabase_api.conftest import REF, SPEC, SPEC_SHA256
 
 TOKEN = "sbp_contract_token_0123456789"
@@ -52,7 +52,7 @@ def test_postgres_parameters_are_the_api_body_keys():
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_project_settings_provider_lifecycle(api, stack):
     url, recorder = api
-    settings = settings_from_stack_file(stack, ROOT / f"Pulumi.{stack}.yaml")
+    settings = settings_from_stack_file(stack, APP / f"Pulumi.{stack}.yaml")
     props = {**_common(url), **desired_state(settings), "allow_restart": False}
     provider = ProjectSettingsProvider()
     created = provider.create(props)
@@ -84,8 +84,8 @@ def test_project_settings_provider_lifecycle(api, stack):
 
 def test_edge_function_provider_lifecycle(api):
     url, recorder = api
-    settings = settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml")
-    webhook = next(f for f in discover(ROOT / "supabase", settings.functions) if f.slug == "webhook-terra")
+    settings = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml")
+    webhook = next(f for f in discover(APP / "supabase", settings.functions) if f.slug == "webhook-terra")
     props = {**_common(url), **webhook.inputs()}
     provider = EdgeFunctionProvider()
     assert provider.check({}, props).failures == []  # deno check of the real function

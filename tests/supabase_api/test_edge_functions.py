@@ -8,13 +8,13 @@ import pytest
 
 from supagate.supabase_api.edge_functions import EdgeFunctionSource, FunctionError, deno_check, discover
 from supagate.config.models import FunctionOverride
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 
 TERRA = {"webhook-terra": FunctionOverride(signature_header="terra-signature")}
 
 
 def test_every_app_function_type_checks_as_deployed():
-    functions = discover(ROOT / "supabase", TERRA)
+    functions = discover(APP / "supabase", TERRA)
     assert [f.slug for f in functions] == ["health-check", "job-worker", "momentum-score-calculator", "webhook-terra"]
     for function in functions:
         deno_check(function)  # raises with the compiler's message on failure
@@ -31,8 +31,8 @@ def test_a_type_error_fails_with_the_compilers_message():
 
 
 def _copy_app(tmp_path):
-    shutil.copytree(ROOT / "supabase" / "functions", tmp_path / "functions")
-    shutil.copy(ROOT / "supabase" / "config.toml", tmp_path / "config.toml")
+    shutil.copytree(APP / "supabase" / "functions", tmp_path / "functions")
+    shutil.copy(APP / "supabase" / "config.toml", tmp_path / "config.toml")
     return tmp_path
 
 

@@ -10,7 +10,7 @@ from components.providers.edge_function import EdgeFunctionProvider
 from components.providers.function_secrets import FunctionSecretsProvider
 from components.providers.project_settings import ProjectSettingsProvider
 from supagate.supabase_api.edge_functions import discover
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 from tests.provider_host import ProviderHost, without_provider
 from tests.supabase_api.conftest import REF
 
@@ -58,8 +58,8 @@ def test_secrets_and_functions_through_the_host(validated_api):
         host.delete("secrets", without_provider(outs))
     from supagate.config.loading import settings_from_stack_file
 
-    overrides = settings_from_stack_file("prod", ROOT / "Pulumi.prod.yaml").functions
-    function = next(f for f in discover(ROOT / "supabase", overrides) if f.slug == "health-check")
+    overrides = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml").functions
+    function = next(f for f in discover(APP / "supabase", overrides) if f.slug == "health-check")
     with ProviderHost(EdgeFunctionProvider(), URN.format("EdgeFunction", "fn-health-check")) as host:
         host.configure()
         inputs, failures = host.check({}, {**_common(url), **function.inputs()})
