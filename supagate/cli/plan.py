@@ -18,6 +18,9 @@ def register(sub) -> None:
                      help="enforcement levels (default policies/config/<stack>.json)")
     pln.add_argument("--staging-outputs", type=Path,
                      help="staging's outputs (`pulumi stack output --json --stack staging`) for the promotion check")
+    pln.add_argument("--assume-secrets", action="store_true",
+                     help="plan with stand-ins for the required secrets the stack file does not hold yet "
+                          "(without it, plan exits 2 and prints the `pulumi config set --secret` lines)")
     pln.add_argument("--project", default=".", help="project root (default: .)")
     pln.add_argument("--format", choices=("text", "json"), default="text")
     pln.set_defaults(func=run)
@@ -27,7 +30,7 @@ def run(args) -> int:
     from supagate.offline.plan import plan, render_text
 
     result = plan(Path(args.project), args.stack, args.stack_file, args.policy_pack_config,
-                  args.staging_outputs, progress=err)
+                  args.staging_outputs, progress=err, assume_secrets=args.assume_secrets)
     if args.format == "json":
         emit_json(result.to_json())
     (err if args.format == "json" else out)(render_text(result))

@@ -160,6 +160,29 @@ def stack_file_values(path) -> dict[str, Any]:
 _PLACEHOLDER_URL = "postgresql://postgres:placeholder@127.0.0.1:5432/postgres"
 
 
+def unset_secrets(path) -> list[str]:
+    """The secrets the program requires that the stack file does not hold (`dbUrl`,
+    `functionSecrets.NAME`...), so loading it in a real `pulumi preview` would fail.
+
+    A stack file importing a Pulumi ESC environment (`environment:`) may get them from
+    there, which cannot be read offline: then nothing is reported as unset."""
+    import yaml
+
+    path = Path(path)
+    config = read_stack_config(path)  # first: a broken file gets its own message
+    if (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("environment"):
+        return []
+    present = {str(k).partition(":")[2]: v for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:")}
+    held = present.get("functionSecrets") if isinstance(present.get("functionSecrets"), dict) else {}
+    return ([key for key in ("dbUrl", "supabaseAccessToken") if present.get(key) in (None, "")]
+            + [f"functionSecrets.{name}" for name in present.get("secretNames") or () if held.get(name) in (None, "")])
+
+
+def config_set_line(key: str, stack: str) -> str:
+    path = f"--path '{key}' " if "." in key else f"{key} "
+    return f"pulumi config set --secret {path}VALUE --stack {stack}"
+
+
 def _placeholder_secrets(key: str, value):
     if isinstance(value, dict) and set(value) == {"secure"}:
         return _PLACEHOLDER_URL if key == "dbUrl" else "placeholder"

@@ -17,7 +17,8 @@ from typing import Callable
 from supagate.migrations.files import load_migrations
 from supagate.findings import Finding
 from supagate.pack.host import PolicyPack, load_pack_config, pack_python, violation_json
-from supagate.config.loading import load_settings, missing_stack_file, secret_keys_of, stack_file_values
+from supagate.config.loading import (load_settings, missing_stack_file, secret_keys_of, stack_file_values,
+                                     config_set_line, unset_secrets)
 from supagate.config.models import Settings
 
 
@@ -48,7 +49,8 @@ class PlanResult:
 
 
 def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Path | None = None,
-         staging_outputs: Path | None = None, progress: Callable[[str], None] = lambda _: None) -> PlanResult:
+         staging_outputs: Path | None = None, progress: Callable[[str], None] = lambda _: None,
+         assume_secrets: bool = False) -> PlanResult:
     root = root.resolve()
     stack_file = stack_file or root / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
@@ -56,6 +58,15 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     values = stack_file_values(stack_file)
     settings = load_settings(stack, values, str(stack_file))
     notes: list[str] = []
+    unset = unset_secrets(stack_file)
+    if unset and not assume_secrets:
+        # The real load would stop here; a plan that passed would be a lie about `pulumi preview`.
+        raise PlanInputError(f"{stack_file}: the program requires secrets this stack file does not hold, so "
+                             "`pulumi preview` would fail loading it. Set them:\n  "
+                             + "\n  ".join(config_set_line(key, stack) for key in unset)
+                             + "\nor pass --assume-secrets to plan with stand-ins (the plan then says so).")
+    if unset:
+        notes.append(f"planned with stand-ins for secrets the stack file does not hold: {', '.join(unset)}")
     outputs = _stack_outputs(root, settings, staging_outputs, notes)
 
     progress(f"Evaluating __main__.py for stack {stack} under the mock runtime...")

@@ -39,18 +39,23 @@ def violation_json(finding: Finding) -> dict:
 
 
 def pack_python(pack_dir: Path, progress=lambda _: None) -> str:
-    """The pack's own interpreter, built from its pyproject.toml as the engine's uv
-    toolchain does (`uv sync` in the pack directory) when it is missing."""
-    venv = Path(os.environ.get("SUPAGATE_PACK_VENV") or pack_dir / ".venv")
+    """The pack's own interpreter, kept in step with its pyproject.toml and uv.lock as the
+    engine's uv toolchain does (`uv sync` in the pack directory). Synced on every run: a
+    half-built or stale environment (a failed first build, a pulled lock change) would
+    otherwise start a pack that cannot import its policies. A given SUPAGATE_PACK_VENV that
+    exists is taken as it is (tests build one per session)."""
+    given = os.environ.get("SUPAGATE_PACK_VENV")
+    venv = Path(given or pack_dir / ".venv")
     python = venv / "bin" / "python"
-    if not python.exists():
-        progress(f"Building the policy pack's virtualenv in {venv} (uv sync)...")
-        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-        done = subprocess.run(["uv", "sync", "--locked", "--project", str(pack_dir)], capture_output=True,
-                              text=True, env=env, timeout=600)
-        if done.returncode != 0:
-            raise PolicyPackError(f"failed to build the policy pack's environment: {done.stderr.strip()[-800:]}\n"
-                                  "Run `uv sync --project policies` and read its error.")
+    if given and python.exists():
+        return str(python)
+    progress(f"{'Syncing' if python.exists() else 'Building'} the policy pack's virtualenv in {venv} (uv sync)...")
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    done = subprocess.run(["uv", "sync", "--locked", "--project", str(pack_dir)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise PolicyPackError(f"failed to build the policy pack's environment: {done.stderr.strip()[-800:]}\n"
+                              "Run `uv sync --project policies` and read its error.")
     return str(python)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,16 @@ rollback;
 
 @pytest.fixture(scope="module")
 def adopted(tmp_path_factory, pack_python):
+    # A fresh clone (the tracked files), with the example in supabase/ replaced by the app.
     root = tmp_path_factory.mktemp("adopt") / "project"
-    root.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
-    for folder in ("components", "policies", "scripts"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".venv", "__pycache__", "config"))
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in filter(None, tracked.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, root / name)
     (root / "node_modules").symlink_to(ROOT / "node_modules")  # as scripts/setup leaves a clone
     supabase = root / "supabase"
+    shutil.rmtree(supabase)
     shutil.copytree(APP, supabase / "migrations")
     (supabase / "config.toml").write_text(
         'project_id = "acme-app"\n[api]\nschemas = ["public", "graphql_public"]\nmax_rows = 500\n'
@@ -60,14 +63,15 @@ def adopted(tmp_path_factory, pack_python):
 def test_init_then_check_plan_and_test_work_on_the_adopted_app(adopted):
     """Runs first (the next test reuses the adopted project)."""
     root, env = adopted
-    args = ["init", "--staging-ref", "stagingacmeappabcdef", "--prod-ref", "prodacmeappabcdefghi", "--org", "acme",
+    # --force: the clone's stack files, pack configs and workflows are the example's.
+    args = ["init", "--force", "--staging-ref", "stagingacmeappabcdef", "--prod-ref", "prodacmeappabcdefghi", "--org", "acme",
             "--repository", "acme/app", "--signature-header", "stripe-webhook=stripe-signature",
             "--reviewer", "acme/release-approvers", "--allowed-cidr", "203.0.113.0/24"]
     init = supagate(*args, cwd=root)
     assert init.returncode == 0, init.stderr
     assert "Pulumi.staging.yaml" in init.stdout and "pulumi config set --secret dbUrl" in init.stdout
     again = supagate(*args, cwd=root)
-    assert again.returncode == 0 and "nothing to write" in again.stdout  # idempotent
+    assert again.returncode == 0 and "nothing to write" in again.stdout  # idempotent, even with --force
     clash = supagate("init", "--staging-ref", "otherotherotherother", "--prod-ref", "prodacmeappabcdefghi",
                      "--org", "acme", cwd=root)
     assert clash.returncode == 2 and "--force" in clash.stderr  # never overwrites silently
@@ -77,6 +81,11 @@ def test_init_then_check_plan_and_test_work_on_the_adopted_app(adopted):
     for stack in ("staging", "prod"):
         check = supagate("check", "--stack", stack, "--no-advisors", "--format", "json", cwd=root, env=env)
         assert check.returncode == 0, check.stderr
+        # Before the secrets are set the real load would fail, and so does plan, with the lines to run.
+        unset = supagate("plan", "--stack", stack, cwd=root, env=env)
+        assert unset.returncode == 2 and "Traceback" not in unset.stderr
+        assert f"pulumi config set --secret dbUrl VALUE --stack {stack}" in unset.stderr
+        set_secrets_as_the_cli_does(root / f"Pulumi.{stack}.yaml")
         plan = supagate("plan", "--stack", stack, "--format", "json", cwd=root, env=env)
         assert plan.returncode == 0, plan.stderr
         assert json.loads(plan.stdout)["blocked"] is False
@@ -85,16 +94,35 @@ def test_init_then_check_plan_and_test_work_on_the_adopted_app(adopted):
     assert json.loads(tested.stdout)["assertions"] == 3
 
 
+def set_secrets_as_the_cli_does(stack_file: Path) -> None:
+    """What `pulumi config set --secret dbUrl ...` leaves in the stack file: ciphertext."""
+    text = stack_file.read_text()
+    for key in ("dbUrl", "supabaseAccessToken"):
+        text = text.replace("config:\n", f"config:\n  supabase-platform:{key}:\n    secure: v1:Zm9vYmFy:YmFzZTY0Y2lwaGVy\n", 1)
+    stack_file.write_text(text)
+
+
 def test_the_products_tests_do_not_read_the_adopted_app(adopted):
     """The product's tests read their own fixture app: with another app in supabase/ and
     other stack files, they pass unchanged (the suites that used to read the example)."""
-    import subprocess
     import sys
 
     root, _ = adopted
-    shutil.copytree(ROOT / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     suites = ["tests/config", "tests/offline", "tests/gates/test_registry.py", "tests/delivery/test_workflows.py",
               "tests/example_app", "tests/postgres/test_pgtap.py", "tests/supabase_api/test_edge_functions.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *suites], cwd=root,
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_plan_repairs_a_half_built_pack_environment(adopted):
+    """A first build that failed half-way leaves policies/.venv without pulumi; the next plan
+    must sync it (as the engine's uv toolchain does), not start a pack that cannot import."""
+    root, _ = adopted
+    venv = root / "policies" / ".venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True)
+    plan = supagate("plan", "--stack", "staging", "--format", "json", cwd=root,
+                    env={"SUPAGATE_PACK_VENV": ""})
+    assert plan.returncode == 0, plan.stderr
+    assert "Syncing the policy pack's virtualenv" in plan.stderr

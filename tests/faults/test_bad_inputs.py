@@ -4,6 +4,7 @@ line and the fix; never a traceback, never a half-applied run."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -99,3 +100,19 @@ def test_reading_many_statements_stays_linear(tmp_path):
     started = time.monotonic()
     migration = load_migrations(src)[0]
     assert time.monotonic() - started < 8 and migration.statements[-1].line == 60_000
+
+
+def test_plan_refuses_secret_names_without_values_as_the_real_load_does(tmp_path, pack_python):
+    """A name in secretNames with no functionSecrets value fails `pulumi preview`; plan used
+    to stand in for it and pass. It names the line to run; --assume-secrets plans anyway."""
+    document = yaml.safe_load(PROD)
+    document["config"]["supabase-platform:secretNames"].append("STRIPE_KEY")
+    path = _stack_file(tmp_path, yaml.safe_dump(document))
+    run = supagate("plan", "--stack", "prod", "--stack-file", str(path))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "pulumi config set --secret --path 'functionSecrets.STRIPE_KEY' VALUE --stack prod" in run.stderr
+    assert "functionSecrets.TERRA_WEBHOOK_SECRET" not in run.stderr  # the fixture holds that one
+    assumed = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--assume-secrets", "--format", "json",
+                       env={"SUPAGATE_PACK_VENV": str(Path(pack_python).parent.parent)})
+    assert assumed.returncode in (0, 1), assumed.stderr
+    assert "stand-ins for secrets the stack file does not hold: functionSecrets.STRIPE_KEY" in assumed.stderr
