@@ -4,6 +4,7 @@ modules, few files at the top, and a CLI that imports only what a command needs.
 from __future__ import annotations
 
 import ast
+import re
 import json
 import subprocess
 import sys
@@ -123,3 +124,17 @@ def test_version_answers_without_loading_any_command():
     done = subprocess.run([sys.executable, "-m", "supagate.cli", "--version"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "supagate 0.1.0"
+
+
+# The product's tests read tests/fixtures, never the example app in the repository root
+# (supabase/, Pulumi.<stack>.yaml), so a team that replaces those with their own keeps a
+# green suite. Pulumi.yaml is the product's and may be read.
+EXAMPLE_READ = re.compile(r'ROOT\s*/\s*f?"(supabase\b|Pulumi\.(?!yaml")[^"]*)')
+
+
+def test_the_products_tests_do_not_read_the_example_app():
+    readers = {str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py")
+               if path != Path(__file__) and EXAMPLE_READ.search(path.read_text())}
+    assert not readers, f"read the example app instead of tests/fixtures: {sorted(readers)}"
+    assert EXAMPLE_READ.search('ROOT / "supabase" / "migrations"') and EXAMPLE_READ.search('ROOT / f"Pulumi.{stack}.yaml"')
+    assert not EXAMPLE_READ.search('ROOT / "Pulumi.yaml"')
