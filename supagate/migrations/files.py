@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pglast
-
 from supagate.errors import BadInput
 from supagate.migrations.options import TIMEOUT as _TIMEOUT_VALUE
 from supagate.migrations.splitter import SplitError, Statement, split_statements
@@ -100,6 +98,8 @@ def statement_kind(text: str) -> str:
     """'comment', 'transaction-control', 'rollback', 'session', 'non-transactional' or 'statement'."""
     if _MAYBE_SPECIAL.search(text) is None:
         return "comment" if _is_comment_only(text) else _session_or_statement(text)
+    import pglast  # only here: a deploy of plain files never pays for the parser's start-up
+
     try:
         nodes = pglast.parse_sql(text)
     except pglast.parser.ParseError:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pglast
 from psycopg import sql
-from pglast.stream import RawStream
 
 
 @dataclass(frozen=True)
@@ -27,6 +25,8 @@ class IndexPlan:
 
 def planned_indexes(conn, statements) -> list[IndexPlan]:
     """The named indexes built CONCURRENTLY by (number, statement) pairs."""
+    import pglast  # only for files with a concurrent build: a plain deploy skips the parser's start-up
+
     found = []
     for number, statement in statements:
         try:
@@ -44,6 +44,8 @@ def planned_indexes(conn, statements) -> list[IndexPlan]:
 
 
 def _normal(node, schema: str) -> str:
+    from pglast.stream import RawStream
+
     node.concurrent = False
     node.if_not_exists = False
     node.relation.schemaname = schema
@@ -56,6 +58,8 @@ def _existing(conn, name: str) -> tuple[bool, str] | None:
                        "WHERE i.indexrelid = to_regclass(%s)", (name,)).fetchone()
     if row is None:
         return None
+    import pglast
+
     node = pglast.parse_sql(row[1])[0].stmt
     return row[0], _normal(node, name.split(".", 1)[0])
 

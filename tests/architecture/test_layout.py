@@ -138,3 +138,15 @@ def test_the_products_tests_do_not_read_the_example_app():
     assert not readers, f"read the example app instead of tests/fixtures: {sorted(readers)}"
     assert EXAMPLE_READ.search('ROOT / "supabase" / "migrations"') and EXAMPLE_READ.search('ROOT / f"Pulumi.{stack}.yaml"')
     assert not EXAMPLE_READ.search('ROOT / "Pulumi.yaml"')
+
+
+def test_a_plain_deploy_does_not_load_the_sql_parser(tmp_path):
+    """Start-up is most of a small deploy's time: reading plain migration files must not
+    import pglast (about 0.1 s); only a file with a special statement needs it."""
+    (tmp_path / "20250101000000_a.sql").write_text("create table public.a (id int primary key);\n"
+                                                    "alter table public.a enable row level security;\n")
+    probe = ("import sys\nfrom pathlib import Path\nimport supagate.migrations.runner\n"
+             "from supagate.migrations.files import load_migrations\n"
+             f"load_migrations(Path({str(tmp_path)!r}))\nprint('pglast' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
