@@ -55,8 +55,11 @@ project = Project("project", ProjectArgs(
     access_token=config.require_secret("supabaseAccessToken"),
     settings=desired_state(settings),
     functions=functions,
-    secrets={name: pulumi.Output.secret(settings.function_secrets[name].get_secret_value())
-             for name in settings.secret_names},
+    secrets={**{name: pulumi.Output.secret(settings.function_secrets[name].get_secret_value())
+                for name in settings.secret_names},
+             # The health function's thresholds are the stack's, not the function's defaults.
+             **(settings.monitoring.health_function_env()
+                if settings.monitoring.health_function in {f.slug for f in functions} else {})},
     api_url=settings.management_api_url,
     allow_restart=settings.allow_restart,
 ))

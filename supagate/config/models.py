@@ -92,6 +92,18 @@ class MonitoringSettings(_Model):
     max_transaction_age_seconds: int = Field(300, ge=1)
     max_connections_percent: int = Field(80, ge=1, le=100)
 
+    @property
+    def health_function(self) -> str | None:
+        """The edge function the health workflow probes (`.../functions/v1/<slug>`)."""
+        match = re.search(r"/functions/v1/([A-Za-z0-9_-]+)/?$", self.health_url)
+        return match.group(1) if match else None
+
+    def health_function_env(self) -> dict[str, str]:
+        """The thresholds the health function reads from its environment; without them it
+        would judge with its own defaults whatever the stack declares."""
+        return {"HEALTH_MAX_OVERDUE_JOBS": str(self.max_overdue_jobs),
+                "HEALTH_MAX_DEAD_LETTERS_24H": str(self.max_dead_letters_24h)}
+
 
 class PoolerSettings(_Model):
     default_pool_size: int | None = Field(None, ge=0, le=3000)

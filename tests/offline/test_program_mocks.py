@@ -155,7 +155,28 @@ def test_function_secrets_are_secret_and_only_the_declared_names(evaluated):
     assert is_secret(secrets["inputs"]["secrets"])
     assert {"secrets", "access_token"} <= set(secrets["additional_secret_outputs"])
     value = secrets["inputs"]["secrets"]["value"]
-    assert list(value) == ["TERRA_WEBHOOK_SECRET"]
+    assert set(value) == {"TERRA_WEBHOOK_SECRET", "HEALTH_MAX_OVERDUE_JOBS", "HEALTH_MAX_DEAD_LETTERS_24H"}
+
+
+def test_the_health_function_gets_the_stacks_thresholds():
+    """monitoring.maxOverdueJobs / maxDeadLetters24h reach the probed function's environment
+    (staging declares 50/20; the function's own defaults are 25/10)."""
+    def env_of(config):
+        result = run_program("staging", config)
+        secrets = next(r for r in result["registrations"]
+                       if r["type"] == "pulumi-python:dynamic/supabase:FunctionSecrets")
+        return secrets["inputs"]["secrets"]["value"]
+
+    config = stack_config("staging")
+    value = env_of(config)
+    assert (value["HEALTH_MAX_OVERDUE_JOBS"], value["HEALTH_MAX_DEAD_LETTERS_24H"]) == ("50", "20")
+    config["monitoring"] = {**config["monitoring"], "maxOverdueJobs": 7}
+    assert env_of(config)["HEALTH_MAX_OVERDUE_JOBS"] == "7"
+    config["monitoring"] = {**config["monitoring"], "healthUrl": "https://status.example.com/ping"}
+    assert "HEALTH_MAX_OVERDUE_JOBS" not in env_of(config)  # not one of the app's functions
+    source = (PROJECT / "supabase" / "functions" / "health-check" / "index.ts").read_text()
+    thresholds = ("HEALTH_MAX_OVERDUE_JOBS", "HEALTH_MAX_DEAD_LETTERS_24H")
+    assert all(f'Deno.env.get("{name}")' in source for name in thresholds)  # the names the function reads
 
 
 def test_invalid_config_names_every_bad_key_and_registers_nothing():
