@@ -25,11 +25,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from supagate.delivery.verify import render_lines, verify
+    from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
     from supagate.migrations.files import load_migrations
 
     url = db_url(args)
     settings = stack_settings(args.stack, args.stack_file)
-    exposed = tuple(settings.exposed_schemas) if settings else ("public", "graphql_public")
+    exposed = tuple(settings.exposed_schemas) if settings else DEFAULT_EXPOSED_SCHEMAS
     directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
     health_url = None if args.no_health else (
         args.health_url or (settings.monitoring.health_url if settings else "") or None)

@@ -73,7 +73,12 @@ def missing_stack_file(path: Path, stack: str) -> str:
 
 
 def read_stack_config(path: Path) -> dict[str, Any]:
-    """The `config:` mapping of a stack file, refusing what YAML would let through silently:
+    """The `config:` mapping of a stack file (see read_stack_document)."""
+    return read_stack_document(path).get("config") or {}
+
+
+def read_stack_document(path: Path) -> dict[str, Any]:
+    """A stack file, refusing what YAML would let through silently:
     a duplicate key (the last one would win), a top level that is not a mapping, text that is
     not UTF-8, and a misspelt namespace (its keys would be ignored)."""
     import difflib
@@ -112,7 +117,11 @@ def read_stack_config(path: Path) -> dict[str, Any]:
                             "(its value would be ignored)")
     if problems:
         raise SettingsError("\n".join(problems) + "\nFix the namespace; nothing was deployed.")
-    return config
+    return document
+
+
+# Secrets __main__.py requires (config.require_secret); set only through the engine.
+REQUIRED_SECRETS = ("dbUrl", "supabaseAccessToken")
 
 
 def secret_keys_of(path) -> list[str]:
@@ -130,7 +139,7 @@ def secret_keys_of(path) -> list[str]:
 
     keys = {str(k).partition(":")[2] for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:") and secure(v)}
     present = {str(k).partition(":")[2] for k in config}
-    keys |= {k for k in ("dbUrl", "supabaseAccessToken", "functionSecrets") if k not in present}
+    keys |= {k for k in (*REQUIRED_SECRETS, "functionSecrets") if k not in present}
     return sorted(keys)
 
 
@@ -166,15 +175,13 @@ def unset_secrets(path) -> list[str]:
 
     A stack file importing a Pulumi ESC environment (`environment:`) may get them from
     there, which cannot be read offline: then nothing is reported as unset."""
-    import yaml
-
-    path = Path(path)
-    config = read_stack_config(path)  # first: a broken file gets its own message
-    if (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("environment"):
+    document = read_stack_document(Path(path))
+    if document.get("environment"):
         return []
+    config = document.get("config") or {}
     present = {str(k).partition(":")[2]: v for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:")}
     held = present.get("functionSecrets") if isinstance(present.get("functionSecrets"), dict) else {}
-    return ([key for key in ("dbUrl", "supabaseAccessToken") if present.get(key) in (None, "")]
+    return ([key for key in REQUIRED_SECRETS if present.get(key) in (None, "")]
             + [f"functionSecrets.{name}" for name in present.get("secretNames") or () if held.get(name) in (None, "")])
 
 

@@ -18,6 +18,8 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, field_validator,
                       model_validator)
 from pydantic.alias_generators import to_camel
 
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
+
 NAMESPACE = "supabase-platform"
 SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
                "verifyDbUrl")
@@ -137,7 +139,7 @@ class Settings(_Model):
     tier: Literal["production", "staging", "development"]
     project_ref: str
     region: str = "us-east-1"
-    exposed_schemas: tuple[str, ...] = ("public", "graphql_public")
+    exposed_schemas: tuple[str, ...] = DEFAULT_EXPOSED_SCHEMAS
     max_rows: int = Field(1000, ge=1, le=1_000_000)
     postgres: dict[str, str | int | float | bool] = {}
     allow_restart: bool = False

@@ -12,6 +12,7 @@ from typing import Callable
 
 from supagate.findings import ADVISORY, MANDATORY, Finding, blocked, render_by_file
 from supagate.gates.catalog import replay
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
 from supagate.gates.markers import Markers
 from supagate.gates.registry import PER_STATEMENT_RULES, RULES, enforcement_for
 from supagate.gates.rules import rls_disabled
@@ -22,7 +23,7 @@ from supagate.migrations.files import Migration
 class CheckOptions:
     stack: str = "prod"
     tier: str = "production"  # whose enforcement applies (the stack's settings say)
-    exposed: tuple[str, ...] = ("public", "graphql_public")
+    exposed: tuple[str, ...] = DEFAULT_EXPOSED_SCHEMAS
     shadow: bool = True
     shadow_db_url: str | None = None  # a database to use as the shadow; default: a throwaway one
     advisors: bool = True

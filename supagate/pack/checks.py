@@ -17,13 +17,13 @@ from typing import Any, Iterable
 from supagate.errors import BadInput
 from supagate.findings import Finding
 from supagate.gates.catalog import replay
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
 from supagate.gates.registry import PER_STATEMENT_RULES
 from supagate.gates.rules import not_promoted
 from supagate.migrations.files import sha256
 from supagate.offline.resource_types import (MIGRATIONS, PROJECT_SETTINGS, SECRET_INPUTS, from_engine,
                                              migrations_from_inputs)
 
-DEFAULT_EXPOSED = ("public", "graphql_public")
 
 
 def _violation(check: str, obj: str, message: str, fix: str) -> Finding:
@@ -68,7 +68,7 @@ def _analyse_inputs(props: dict[str, Any], exposed: Iterable[str]) -> tuple[list
 
 
 def _exposed(props: dict[str, Any]) -> tuple[str, ...] | None:
-    exposed = plain(props.get("exposed_schemas")) or list(DEFAULT_EXPOSED)
+    exposed = plain(props.get("exposed_schemas")) or list(DEFAULT_EXPOSED_SCHEMAS)
     if not isinstance(exposed, list) or not all(isinstance(s, str) for s in exposed):
         return None
     return tuple(exposed)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import psycopg
 
-from supagate.postgres.supabase_shape import DEFAULT_EXPOSED_SCHEMAS, prepare_supabase_database, private_install
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
+from supagate.postgres.supabase_shape import prepare_supabase_database, private_install
 
 _PREFIX = "supagate-pg-"
 _PREFIX_KEPT = "supagate-db-"  # not swept: `supagate db stop` removes it
@@ -100,17 +101,18 @@ def sweep_stale_clusters() -> None:
                 if time.time() - path.stat().st_mtime > 60:  # never got as far as naming its owner
                     shutil.rmtree(path, ignore_errors=True)
                 continue
-            if _alive(int((path / "owner.pid").read_text())):
+            if pid_alive(int((path / "owner.pid").read_text())):
                 continue
             pidfile = path / "data" / "postmaster.pid"
-            if pidfile.exists() and _alive(int(pidfile.read_text().split()[0])):
+            if pidfile.exists() and pid_alive(int(pidfile.read_text().split()[0])):
                 continue
             shutil.rmtree(path, ignore_errors=True)
         except (FileNotFoundError, ValueError, IndexError):
             continue  # removed, or being written, by its owner right now
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

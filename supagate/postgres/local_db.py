@@ -15,6 +15,8 @@ from pathlib import Path
 import psycopg
 
 from supagate.errors import Failed
+from supagate.postgres.embedded import EmbeddedPostgres, pid_alive
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
 
 STATE = Path(".supagate") / "db.json"
 
@@ -23,23 +25,13 @@ class LocalDbError(Failed):
     pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def status(project: Path = Path(".")) -> dict | None:
     """The running local database's state, or None (a stale state file is removed)."""
     path = project / STATE
     if not path.exists():
         return None
     state = json.loads(path.read_text())
-    if not _alive(state["pid"]):
+    if not pid_alive(state["pid"]):
         path.unlink()
         return None
     try:
@@ -49,9 +41,7 @@ def status(project: Path = Path(".")) -> dict | None:
         return None
 
 
-def start(project: Path = Path("."), exposed=("public", "graphql_public")) -> dict:
-    from supagate.postgres.embedded import EmbeddedPostgres
-
+def start(project: Path = Path("."), exposed=DEFAULT_EXPOSED_SCHEMAS) -> dict:
     running = status(project)
     if running is not None:
         return {**running, "already_running": True}
@@ -70,12 +60,12 @@ def stop(project: Path = Path(".")) -> bool:
     if not path.exists():
         return False
     state = json.loads(path.read_text())
-    if _alive(state["pid"]):
+    if pid_alive(state["pid"]):
         os.kill(state["pid"], signal.SIGINT)  # fast shutdown
         deadline = time.monotonic() + 30
-        while _alive(state["pid"]) and time.monotonic() < deadline:
+        while pid_alive(state["pid"]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(state["pid"]):
+        if pid_alive(state["pid"]):
             raise LocalDbError(f"failed to stop the local database (postmaster pid {state['pid']})\n"
                                f"Stop it by hand: kill {state['pid']}")
     shutil.rmtree(state["root"], ignore_errors=True)

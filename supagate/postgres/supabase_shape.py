@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psycopg
 
-DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
+from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
+
 SHAPE_FILES = ("base.sql", "auth.sql", "storage.sql")
 # Extensions present only as placeholders: DDL works, calling them raises (vault works unencrypted).
 PLACEHOLDER_EXTENSIONS = ("vector", "pg_net", "pgsodium", "pgjwt", "http", "wrappers", "pg_graphql", "supabase_vault")

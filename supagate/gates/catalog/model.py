@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 
 API_ROLES = ("anon", "authenticated")
+# What a Supabase project exposes through its API when config.toml says nothing ([api] schemas).
+DEFAULT_EXPOSED_SCHEMAS = ("public", "graphql_public")
 OWNER_COLUMNS = {"user_id", "owner_id", "profile_id", "patient_id", "member_id", "created_by", "author_id",
                  "account_id"}
 CONTACT_COLUMNS = {"email", "phone", "phone_number", "mobile", "address", "street_address", "postal_code",

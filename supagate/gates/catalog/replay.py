@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pglast
 
 from supagate.findings import Finding
-from supagate.gates.catalog.model import API_ROLES, Catalog, Function, Policy, Relation, Where
+from supagate.gates.catalog.model import API_ROLES, DEFAULT_EXPOSED_SCHEMAS, Catalog, Function, Policy, Relation, Where
 from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines,
                                           option_true,
                                           reads_auth_users, references_auth_users, role_names, sets_search_path)
@@ -31,7 +31,7 @@ class Analysis:
     statements: int
 
 
-def analyse(migrations: list[Migration], exposed_schemas=("public", "graphql_public")) -> Analysis:
+def analyse(migrations: list[Migration], exposed_schemas=DEFAULT_EXPOSED_SCHEMAS) -> Analysis:
     catalog = Catalog(exposed=tuple(exposed_schemas))
     findings: list[Finding] = []
     markers: dict[str, Markers] = {}
