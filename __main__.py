@@ -5,6 +5,7 @@ from pulumi.runtime.config import is_config_secret
 
 from components.database import Database, DatabaseArgs
 from components.delivery import Delivery, DeliveryArgs
+from components.operations import Operations, OperationsArgs, operations_args
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
 from components.verification import Verification
@@ -80,8 +81,15 @@ if settings.github.repository:
                              "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken")},
         pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_production else None,
         verify_db_url=optional_secret(settings.verify_db_url) if settings.is_production else None,
+        alert_secrets={name: optional_secret(value) for name, value in settings.alert_secrets.items()
+                       if settings.is_production and optional_secret(value) is not None},
         token=optional_secret(settings.github_token),
     ))
+
+operations = operations_args(settings, migrations)
+if operations is not None:
+    Operations("operations", OperationsArgs(db_url=config.require_secret("dbUrl"), depends_on=[database],
+                                            **operations))
 
 verification = Verification(
     "verification", stack, config.require_secret("dbUrl"),

@@ -11,7 +11,7 @@ the prod stack only, so the two stacks never fight over one resource.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_github as github
@@ -31,6 +31,8 @@ class DeliveryArgs:
     environment_secrets: dict[str, pulumi.Input[str]]  # name -> Pulumi secret
     pulumi_access_token: pulumi.Input[str] | None = None  # repository secret for previews (prod only)
     verify_db_url: pulumi.Input[str] | None = None  # a read-only role, for the health workflow (prod only)
+    # Alert channel URLs and keys the health workflow sends with (prod only), by name.
+    alert_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     token: pulumi.Input[str] | None = None  # GitHub token; else the provider reads GITHUB_TOKEN
 
 
@@ -91,7 +93,7 @@ class Delivery(pulumi.ComponentResource):
                                      for c in args.github.required_checks])),
             opts=child)
         for secret_name, value in (("PULUMI_ACCESS_TOKEN", args.pulumi_access_token),
-                                   ("PROD_VERIFY_DB_URL", args.verify_db_url)):
+                                   ("PROD_VERIFY_DB_URL", args.verify_db_url), *sorted(args.alert_secrets.items())):
             if value is not None:
                 github.ActionsSecret(f"{name}-secret-{secret_name.lower()}", repository=repository,
                                      secret_name=secret_name, value=pulumi.Output.secret(value), opts=child)

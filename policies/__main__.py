@@ -3,8 +3,14 @@ migration_rules holds the per-rule SQL policies)."""
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
+import alerts_channel
+import alerts_coverage
+import alerts_paging
+import alerts_sql
 import auth_jwt_expiry
 import auth_password_length
+import cron_jobs
+import cron_retention
 import database_network
 import database_ssl
 import functions_jwt
@@ -30,5 +36,11 @@ PolicyPack(
         functions_jwt.policy,
         secrets_outputs.policy,
         github_environment.policy,
+        alerts_channel.policy,
+        alerts_paging.policy,
+        alerts_sql.policy,
+        alerts_coverage.policy,
+        cron_jobs.policy,
+        cron_retention.policy,
     ],
 )

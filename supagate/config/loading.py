@@ -139,7 +139,7 @@ def secret_keys_of(path) -> list[str]:
 
     keys = {str(k).partition(":")[2] for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:") and secure(v)}
     present = {str(k).partition(":")[2] for k in config}
-    keys |= {k for k in (*REQUIRED_SECRETS, "functionSecrets") if k not in present}
+    keys |= {k for k in (*REQUIRED_SECRETS, "functionSecrets", "alertSecrets") if k not in present}
     return sorted(keys)
 
 
@@ -163,7 +163,19 @@ def stack_file_values(path) -> dict[str, Any]:
     for name in values.get("secretNames") or ():
         secrets.setdefault(name, "placeholder")
     values["functionSecrets"] = secrets
+    alert_secrets = dict(values.get("alertSecrets") or {})
+    for name in alert_secret_names(values):
+        alert_secrets.setdefault(name, "https://placeholder.invalid/hook")
+    values["alertSecrets"] = alert_secrets
     return values
+
+
+def alert_secret_names(values: dict[str, Any]) -> list[str]:
+    """The alertSecrets entries the stack's alert channels name (URLs, HMAC keys)."""
+    alerts = values.get("alerts") if isinstance(values.get("alerts"), dict) else {}
+    channels = alerts.get("channels") if isinstance(alerts.get("channels"), dict) else {}
+    return [name for channel in channels.values() if isinstance(channel, dict)
+            for name in (channel.get("secret"), channel.get("signWith")) if isinstance(name, str) and name]
 
 
 _PLACEHOLDER_URL = "postgresql://postgres:placeholder@127.0.0.1:5432/postgres"
@@ -181,8 +193,10 @@ def unset_secrets(path) -> list[str]:
     config = document.get("config") or {}
     present = {str(k).partition(":")[2]: v for k, v in config.items() if str(k).startswith(f"{NAMESPACE}:")}
     held = present.get("functionSecrets") if isinstance(present.get("functionSecrets"), dict) else {}
+    alert_held = present.get("alertSecrets") if isinstance(present.get("alertSecrets"), dict) else {}
     return ([key for key in REQUIRED_SECRETS if present.get(key) in (None, "")]
-            + [f"functionSecrets.{name}" for name in present.get("secretNames") or () if held.get(name) in (None, "")])
+            + [f"functionSecrets.{name}" for name in present.get("secretNames") or () if held.get(name) in (None, "")]
+            + [f"alertSecrets.{name}" for name in alert_secret_names(present) if alert_held.get(name) in (None, "")])
 
 
 def config_set_line(key: str, stack: str) -> str:

@@ -14,21 +14,20 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, field_validator,
-                      model_validator)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from supagate.config.models_base import Model
+from supagate.config.operations import AlertSettings, MaintenanceSettings
 
 from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
 
 NAMESPACE = "supabase-platform"
 SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
-               "verifyDbUrl")
+               "verifyDbUrl", "alertSecrets")
 _TIMEOUT = r"^\d+(ms|s|min|h)?$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=True)
+_Model = Model
 
 
 class AuthSettings(_Model):
@@ -155,6 +154,8 @@ class Settings(_Model):
     github: GithubSettings = GithubSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     feature_flags: dict[str, FeatureFlag] = {}
+    alerts: AlertSettings = AlertSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     migrations: MigrationSettings = MigrationSettings()
     staging_stack: str = ""  # fully qualified stack reference prod promotes from
     no_staging_reason: str = ""  # a production tier that promotes from nothing must say why
@@ -165,10 +166,18 @@ class Settings(_Model):
     github_token: SecretStr | None = None
     pulumi_access_token: SecretStr | None = None
     verify_db_url: SecretStr | None = None
+    alert_secrets: dict[str, SecretStr] = {}
 
     @property
     def is_production(self) -> bool:
         return self.tier == "production"
+
+    def alert_rules(self) -> list[dict]:
+        """The stack's alert rules in canonical form; monitoring.maxOverdueJobs and
+        maxDeadLetters24h are the thresholds of the overdue-jobs and dead-letters rules
+        unless those rules set their own."""
+        return self.alerts.canonical_rules({"overdueJobs": self.monitoring.max_overdue_jobs,
+                                            "deadLetters": self.monitoring.max_dead_letters_24h})
 
     @field_validator("project_ref")
     @classmethod
@@ -246,6 +255,11 @@ class Settings(_Model):
             problems.append(f"secretNames lists {', '.join(missing)} but functionSecrets has no value "
                             "for them (pulumi config set --secret --path "
                             f"'functionSecrets.{missing[0]}' VALUE)")
+        for name, channel in self.alerts.channels.items():
+            for key in (channel.secret, channel.sign_with):
+                if key and key not in self.alert_secrets:
+                    problems.append(f"alerts.channels.{name} uses {key} but alertSecrets has no value for it "
+                                    f"(pulumi config set --secret --path 'alertSecrets.{key}' VALUE)")
         for slug, override in self.functions.items():
             if override.verify_jwt is False and not override.signature_header:
                 problems.append(f"functions.{slug}: verifyJwt is false without a signatureHeader; "

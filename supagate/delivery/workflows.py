@@ -228,8 +228,22 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
             ], needs=["deploy"], if_="${{ failure() && needs.deploy.result == 'failure' }}",
                 environment="production", env=deploy_env, timeout_minutes=60),
         })
+    watch_steps = []
+    if prod.alert_rules():
+        secrets = sorted({n for c in prod.alerts.channels.values() for n in (c.secret, c.sign_with) if n})
+        watch_steps = [
+            Step("Check in, check pg_cron's heartbeat, send alert notifications", id="watch", continue_on_error=True,
+                 run="uv run supagate ops watch --stack prod --format json > ops.json",
+                 env={"SUPABASE_DB_URL": "${{ secrets.PROD_VERIFY_DB_URL }}",
+                      **{name: f"${{{{ secrets.{name} }}}}" for name in secrets}}),
+            Step("Open, update or close one issue per alert", uses=ACTIONS["github-script"],
+                 with_={"script": _ALERT_ISSUES_SCRIPT}),
+            Step("Acknowledge the alert issues", run="uv run supagate ops ack --stack prod --ids-file acked.txt",
+                 env={"SUPABASE_DB_URL": "${{ secrets.PROD_VERIFY_DB_URL }}"}),
+        ]
+    failed = "steps.verify.outcome == 'failure'" + (" || steps.watch.outcome == 'failure'" if watch_steps else "")
     health = Workflow(
-        "health.yml", "health", on={"schedule": [{"cron": f"*/{max(prod.monitoring.interval_minutes, 5)} * * * *"}],
+        "health.yml", "health", on={"schedule": [{"cron": off_the_hour(prod.monitoring.interval_minutes)}],
                                     "workflow_dispatch": {}},
         concurrency={"group": "health-prod", "cancel-in-progress": False},
         jobs={"probe": Job("probe prod", [
@@ -240,9 +254,47 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
                  env={"SUPABASE_DB_URL": "${{ secrets.PROD_VERIFY_DB_URL }}"}),
             Step("Open, update or close the health issue", uses=ACTIONS["github-script"],
                  env={"OUTCOME": "${{ steps.verify.outcome }}"}, with_={"script": _HEALTH_SCRIPT}),
-            Step("Fail when prod is unhealthy", if_="${{ steps.verify.outcome == 'failure' }}", run="exit 1"),
+            *watch_steps,
+            Step("Fail when prod is unhealthy", if_=f"${{{{ {failed} }}}}", run="exit 1"),
         ], permissions={"contents": "read", "issues": "write"}, timeout_minutes=10)})
     return [pr, deploy_staging, deploy_prod, health]
+
+
+def off_the_hour(minutes: int) -> str:
+    """A schedule that avoids minute 0, the slot GitHub delays (and drops) most."""
+    minutes = max(minutes, 5)
+    if minutes < 60:
+        return f"3-59/{minutes} * * * *"
+    return f"3 */{min(minutes // 60, 23)} * * *" if minutes < 1440 else "3 4 * * *"
+
+
+# One issue per alert rule, titled `ALERT <rule>`: opened when it fires, commented on each
+# repeat, closed when it resolves; the ids it handled go to acked.txt for `supagate ops ack`.
+_ALERT_ISSUES_SCRIPT = """const fs = require('fs');
+const report = JSON.parse(fs.existsSync('ops.json') ? (fs.readFileSync('ops.json', 'utf8') || '{}') : '{}');
+const done = [];
+for (const n of report.issues || []) {
+  const title = `ALERT ${n.rule}`;
+  const { data: open } = await github.rest.issues.listForRepo({
+    owner: context.repo.owner, repo: context.repo.repo, state: 'open', labels: n.labels.join(','),
+  });
+  const existing = open.find((i) => i.title === title);
+  const p = n.payload;
+  const body = `${n.event} at ${p.at}: ${p.kind} is ${p.value} (${p.comparison} ${p.threshold}), severity ${p.severity}`;
+  if (n.event === 'resolved') {
+    if (existing) {
+      await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: existing.number, body });
+      await github.rest.issues.update({ owner: context.repo.owner, repo: context.repo.repo, issue_number: existing.number, state: 'closed' });
+    }
+  } else if (existing) {
+    await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: existing.number, body });
+  } else {
+    await github.rest.issues.create({ owner: context.repo.owner, repo: context.repo.repo, title, body, labels: n.labels });
+  }
+  done.push(n.id);
+}
+fs.writeFileSync('acked.txt', done.join('\\n'));
+"""
 
 
 _HEALTH_SCRIPT = """const fs = require('fs');

@@ -122,6 +122,22 @@ def _stack_outputs(root: Path, settings: Settings, staging_outputs: Path | None,
                                      "functionHashes": {f.slug: f.content_sha256 for f in functions}}}
 
 
+def summary(registration: dict) -> str:
+    """What an operations resource will do, for the plan's reader: a job's schedule and next
+    runs, a rule's condition."""
+    from supagate.offline.resource_types import ALERT_RULE, CRON_JOB
+
+    inputs = registration.get("inputs") or {}
+    if registration["type"] == CRON_JOB:
+        return f"{inputs.get('schedule')} UTC; next {inputs.get('next_runs')}"
+    rule = inputs.get("rule") if registration["type"] == ALERT_RULE else None
+    if isinstance(rule, dict):
+        hold = rule.get("for_interval", "0 seconds")
+        return (f"{rule.get('kind')} {rule.get('comparison')} {rule.get('threshold'):g}"
+                + ("" if hold.startswith("0 ") else f" for {hold}") + f" -> {', '.join(rule.get('notify') or [])}")
+    return ""
+
+
 def render_text(result: PlanResult) -> str:
     by_parent: dict[str, list[dict]] = {}
     for r in result.resources:
@@ -130,7 +146,8 @@ def render_text(result: PlanResult) -> str:
 
     def walk(urn: str, depth: int) -> None:
         for r in by_parent.get(urn, []):
-            lines.append(f"{'  ' * (depth + 1)}{r['type']}  {r['name']}")
+            detail = summary(r)
+            lines.append(f"{'  ' * (depth + 1)}{r['type']}  {r['name']}" + (f"  ({detail})" if detail else ""))
             walk(r["urn"], depth + 1)
 
     walk("", 0)

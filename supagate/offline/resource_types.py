@@ -13,6 +13,9 @@ Input shapes (keys as the engine sees them):
 - EdgeFunction: project_ref, api_url, access_token (secret), slug, entrypoint, verify_jwt,
   signature_header, import_map, static_patterns, files {path: text}, content_sha256.
 - FunctionSecrets: project_ref, api_url, access_token, secrets {NAME: value} (secret outputs).
+- CronJob: db_url (secret), name, schedule (UTC), command, active, display_timezone, next_runs.
+- AlertRule: db_url (secret), name, tier, rule (canonical: supagate/ops/kinds.py).
+- AlertChannel: db_url (secret), name, type, secret and sign_with (names in alertSecrets), labels.
 - GitHub environments are pulumi-github's own RepositoryEnvironment resources.
 """
 
@@ -26,12 +29,16 @@ MIGRATIONS = "pulumi-python:dynamic/supabase:Migrations"
 PROJECT_SETTINGS = "pulumi-python:dynamic/supabase:ProjectSettings"
 EDGE_FUNCTION = "pulumi-python:dynamic/supabase:EdgeFunction"
 FUNCTION_SECRETS = "pulumi-python:dynamic/supabase:FunctionSecrets"
+CRON_JOB = "pulumi-python:dynamic/supabase:CronJob"
+ALERT_RULE = "pulumi-python:dynamic/supabase:AlertRule"
+ALERT_CHANNEL = "pulumi-python:dynamic/supabase:AlertChannel"
 GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
 
 # Inputs that hold secrets and so must be declared additional secret outputs.
 SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
-                 PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",)}
+                 PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",),
+                 CRON_JOB: ("db_url",), ALERT_RULE: ("db_url",), ALERT_CHANNEL: ("db_url",)}
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:

@@ -181,8 +181,12 @@ class EmbeddedPostgres:
             "full_page_writes": "off",
             "max_connections": "100",
         }
-        if _has_extension(bindir, "pg_cron"):
-            settings["shared_preload_libraries"] = "pg_cron"
+        # pg_cron schedules maintenance jobs and alert evaluation; pg_stat_statements feeds
+        # the slow-query alerts. Both are preloaded on Supabase too.
+        preload = [lib for lib in ("pg_cron", "pg_stat_statements") if _has_extension(bindir, lib)]
+        if preload:
+            settings["shared_preload_libraries"] = ",".join(preload)
+        if "pg_cron" in preload:
             settings["cron.database_name"] = "postgres"
         args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():

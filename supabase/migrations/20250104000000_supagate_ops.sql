@@ -1,0 +1,443 @@
+-- supagate operations schema, version 1: alert evaluation inside Postgres (pg_cron calls
+-- ops.evaluate_alerts() every minute), the notification outbox, the scheduler heartbeat and
+-- the maintenance-job wrapper. `supagate ops init` copies this file into a migration, so it
+-- is app SQL: the Supabase CLI sees it and supagate's gates check it like any other.
+create schema if not exists ops;
+revoke all on schema ops from public;
+
+create function ops.version() returns integer language sql immutable set search_path = '' as $$ select 1 $$;
+
+-- The evaluation time: `supagate alerts evaluate --at` and the tests set ops.eval_at so
+-- every kind and the state machine see the same clock; pg_cron leaves it unset (now()).
+create function ops.now() returns timestamptz language sql stable set search_path = '' as $$
+  select coalesce(nullif(current_setting('ops.eval_at', true), '')::timestamptz, now())
+$$;
+
+create table ops.alert_rules (
+  name text primary key check (name ~ '^[a-z0-9][a-z0-9-]*$'),
+  kind text not null,
+  params jsonb not null default '{}',
+  threshold numeric not null,
+  comparison text not null default 'above' check (comparison in ('above', 'below')),
+  for_interval interval not null default '0',
+  keep_firing_for interval not null default '0',
+  repeat_interval interval not null default '4 hours',
+  severity text not null default 'warning' check (severity in ('critical', 'warning', 'info')),
+  notify text[] not null default '{}',
+  updated_at timestamptz not null default now()
+);
+
+create table ops.alert_state (
+  rule text primary key,
+  state text not null default 'inactive' check (state in ('inactive', 'pending', 'firing')),
+  active_since timestamptz,
+  fired_at timestamptz,
+  keep_firing_since timestamptz,
+  resolved_at timestamptz,
+  last_notified_at timestamptz,
+  last_eval timestamptz,
+  value numeric,
+  error text
+);
+
+-- Channel secrets (webhook URLs, HMAC keys) are never stored here: only their names, whose
+-- values live in Supabase Vault (vault.decrypted_secrets) or the workflow's secrets.
+create table ops.alert_channels (
+  name text primary key,
+  type text not null check (type in ('webhook', 'slack', 'githubIssue')),
+  secret_name text,
+  sign_with text,
+  labels text[] not null default '{}'
+);
+
+create table ops.notifications (
+  id bigserial primary key,
+  rule text not null,
+  channel text not null,
+  event text not null check (event in ('firing', 'repeat', 'resolved')),
+  payload jsonb not null,
+  idempotency_key text not null unique,
+  created_at timestamptz not null default now(),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  delivered_at timestamptz,
+  last_error text
+);
+create index notifications_undelivered_idx on ops.notifications (next_attempt_at) where delivered_at is null;
+
+-- Cumulative counters sampled at each evaluation; a windowed rate is the difference between
+-- the sample at the evaluation time and the one `window` earlier (pg_stat_statements and
+-- pg_stat_database keep totals only).
+create table ops.counter_samples (
+  metric text not null,
+  key text not null,
+  taken_at timestamptz not null,
+  value numeric not null,
+  primary key (metric, key, taken_at)
+);
+
+create table ops.heartbeat (
+  source text primary key,
+  beat_at timestamptz not null
+);
+
+create table ops.job_events (
+  id bigserial primary key,
+  job text not null,
+  event text not null,
+  at timestamptz not null default clock_timestamp(),
+  detail text
+);
+
+create function ops.beat(p_source text) returns void language sql set search_path = '' as $$
+  insert into ops.heartbeat (source, beat_at) values (p_source, ops.now())
+  on conflict (source) do update set beat_at = excluded.beat_at
+$$;
+
+-- The external watcher (the health workflow) acknowledges delivered issue notifications and
+-- checks in through this one narrow definer function; its role needs nothing else here.
+create function ops.ack_notifications(p_ids bigint[]) returns integer
+language plpgsql security definer set search_path = '' as $$
+declare
+  done integer;
+begin
+  update ops.notifications set delivered_at = now(), attempts = attempts + 1
+   where id = any(p_ids) and delivered_at is null;
+  get diagnostics done = row_count;
+  perform ops.beat('workflow');
+  return done;
+end;
+$$;
+revoke execute on function ops.ack_notifications(bigint[]) from public;
+
+-- A failed delivery: the error (never a URL: the sender redacts it) and when to try again;
+-- `infinity` gives up (the row stays, undelivered, for `supagate ops status`).
+create function ops.record_attempt(p_id bigint, p_error text, p_next_attempt_at timestamptz) returns void
+language sql security definer set search_path = '' as $$
+  update ops.notifications set attempts = attempts + 1, last_error = left(p_error, 500),
+         next_attempt_at = p_next_attempt_at
+   where id = p_id and delivered_at is null
+$$;
+revoke execute on function ops.record_attempt(bigint, text, timestamptz) from public;
+
+create function ops._seconds(p interval) returns numeric language sql immutable set search_path = '' as $$
+  select extract(epoch from p)::numeric
+$$;
+
+create function ops._param_interval(p_params jsonb, p_key text, p_default text) returns interval
+language sql immutable set search_path = '' as $$ select coalesce(p_params ->> p_key, p_default)::interval $$;
+
+-- Samples the counters the given kinds read, at the evaluation time.
+create function ops.sample_counters(p_kinds text[], p_tables text[]) returns void
+language plpgsql set search_path = '' as $$
+declare
+  at timestamptz := ops.now();
+  pss regclass;
+  t text;
+begin
+  if p_kinds && array['slowQueries', 'avgQueryTime'] then
+    select format('%I.pg_stat_statements', n.nspname)::regclass into pss
+      from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_stat_statements';
+    if pss is null then
+      raise exception 'pg_stat_statements is not installed in this database (create extension pg_stat_statements with schema extensions)';
+    end if;
+    execute format($q$
+      insert into ops.counter_samples (metric, key, taken_at, value)
+      select m.metric, s.queryid::text, $1, case m.metric when 'stmt_calls' then sum(s.calls) else sum(s.total_exec_time) end
+        from %s s cross join (values ('stmt_calls'), ('stmt_ms')) m(metric)
+       where s.dbid = (select oid from pg_database where datname = current_database()) and s.queryid is not null
+       group by m.metric, s.queryid
+      on conflict (metric, key, taken_at) do update set value = excluded.value$q$, pss) using at;
+  end if;
+  if p_kinds && array['rollbackRatio', 'sessionsFatal'] then
+    insert into ops.counter_samples (metric, key, taken_at, value)
+    select m.metric, '', at, m.value
+      from pg_stat_database d,
+           lateral (values ('db_commit', d.xact_commit::numeric), ('db_rollback', d.xact_rollback::numeric),
+                           ('db_sessions_fatal', d.sessions_fatal::numeric)) m(metric, value)
+     where d.datname = current_database()
+    on conflict (metric, key, taken_at) do update set value = excluded.value;
+  end if;
+  foreach t in array coalesce(p_tables, '{}') loop
+    insert into ops.counter_samples (metric, key, taken_at, value)
+    values ('table_bytes', t, at, pg_total_relation_size(t::regclass))
+    on conflict (metric, key, taken_at) do update set value = excluded.value;
+  end loop;
+end;
+$$;
+
+-- Per key: the sample at the evaluation time minus the latest one at least `window` older
+-- (or, while the history is shorter than the window, the oldest one). A key first seen in
+-- the window counts from zero; a counter that went down was reset and counts from zero too.
+-- No earlier sample at all: no rows (no data yet).
+create function ops.window_deltas(p_metric text, p_window interval)
+returns table (key text, delta numeric, base numeric, current numeric)
+language sql stable set search_path = '' as $$
+  with now_ as (select ops.now() as at),
+  base_time as (
+    select coalesce(
+      (select max(taken_at) from ops.counter_samples, now_ where metric = p_metric and taken_at <= now_.at - p_window),
+      (select min(taken_at) from ops.counter_samples, now_ where metric = p_metric and taken_at < now_.at)) as at
+  )
+  select c.key, case when b.value is null or c.value < b.value then c.value else c.value - b.value end, b.value, c.value
+    from ops.counter_samples c cross join now_ cross join base_time
+    left join ops.counter_samples b on b.metric = c.metric and b.key = c.key and b.taken_at = base_time.at
+   where c.metric = p_metric and c.taken_at = now_.at and base_time.at is not null
+$$;
+
+create function ops._cron_job_ids(p_params jsonb) returns bigint[]
+language plpgsql stable set search_path = '' as $$
+declare
+  ids bigint[];
+begin
+  if to_regclass('cron.job') is null then
+    raise exception 'pg_cron is not installed in this database: cron rules cannot be evaluated here';
+  end if;
+  if p_params ? 'job' then
+    select array_agg(jobid) into ids from cron.job where jobname = p_params ->> 'job';
+    if ids is null then
+      raise exception 'no pg_cron job named %', p_params ->> 'job';
+    end if;
+    return ids;
+  end if;
+  select array_agg(jobid) into ids from cron.job;
+  return coalesce(ids, '{}');
+end;
+$$;
+
+-- The value of one rule at the evaluation time; null means no data (the rule is not active).
+create function ops.measure(p_kind text, p_params jsonb) returns numeric
+language plpgsql set search_path = public, extensions as $$
+declare
+  at timestamptz := ops.now();
+  w interval := ops._param_interval(p_params, 'window', '15 minutes');
+  result numeric;
+  calls numeric;
+  total numeric;
+  query text;
+begin
+  case p_kind
+  when 'overdueJobs' then
+    execute format('select count(*) from %s where %I = $1 and %I < $2',
+                   coalesce(p_params ->> 'table', 'public.background_jobs')::regclass,
+                   coalesce(p_params ->> 'statusColumn', 'status'), coalesce(p_params ->> 'dueColumn', 'run_at'))
+      into result using coalesce(p_params ->> 'pendingValue', 'pending'),
+                        at - ops._param_interval(p_params, 'grace', '15 minutes');
+  when 'deadLetters' then
+    execute format('select count(*) from %s where %I > $1 and %I <= $2',
+                   coalesce(p_params ->> 'table', 'public.background_jobs_dlq')::regclass,
+                   coalesce(p_params ->> 'timeColumn', 'failed_at'), coalesce(p_params ->> 'timeColumn', 'failed_at'))
+      into result using at - ops._param_interval(p_params, 'window', '24 hours'), at;
+  when 'slowQueries' then
+    select max(t.delta / c.delta) into result
+      from ops.window_deltas('stmt_calls', w) c join ops.window_deltas('stmt_ms', w) t using (key)
+     where c.delta >= coalesce((p_params ->> 'minCalls')::numeric, 1) and c.delta > 0;
+  when 'avgQueryTime' then
+    select sum(delta) into calls from ops.window_deltas('stmt_calls', w);
+    select sum(delta) into total from ops.window_deltas('stmt_ms', w);
+    result := case when calls > 0 then total / calls end;
+  when 'connectionSaturation' then
+    select 100.0 * count(*) / current_setting('max_connections')::numeric into result
+      from pg_stat_activity where backend_type = 'client backend';
+  when 'sessionsFatal' then
+    select delta into result from ops.window_deltas('db_sessions_fatal', w);
+  when 'rollbackRatio' then
+    select r.delta, r.delta + c.delta into result, total
+      from ops.window_deltas('db_rollback', w) r, ops.window_deltas('db_commit', w) c;
+    result := case when total >= coalesce((p_params ->> 'minTransactions')::numeric, 20)
+                   then 100.0 * result / total end;
+  when 'cronFailures' then
+    select count(*) into result from cron.job_run_details
+     where jobid = any(ops._cron_job_ids(p_params)) and status = 'failed'
+       and start_time > at - ops._param_interval(p_params, 'window', '1 hour') and start_time <= at;
+  when 'cronMissed' then
+    -- seconds since the job last succeeded; a job that never succeeded counts from its
+    -- first recorded run, or is overdue by definition when it never ran at all.
+    select ops._seconds(at - coalesce(max(end_time) filter (where status = 'succeeded'), min(start_time)))
+      into result from cron.job_run_details
+     where jobid = any(ops._cron_job_ids(p_params)) and start_time <= at;
+    result := coalesce(result, 1e12);
+  when 'schedulerHeartbeat', 'externalWatch' then
+    select ops._seconds(at - beat_at) into result from ops.heartbeat
+     where source = case p_kind when 'schedulerHeartbeat' then 'pg_cron' else 'workflow' end;
+    if result is null then result := 1e12; end if;  -- never beat: as stale as it gets
+  when 'tableGrowth' then
+    -- a size is a gauge, not a counter: growth is current against base, shrinking included
+    select case when d.base > 0 then 100.0 * (d.current - d.base) / d.base end into result
+      from ops.window_deltas('table_bytes', w) d where d.key = p_params ->> 'table';
+  when 'unusedIndexes' then
+    select count(*) into result
+      from pg_stat_user_indexes s join pg_index i on i.indexrelid = s.indexrelid
+     where s.idx_scan = 0 and not i.indisunique and not i.indisprimary
+       and s.schemaname not in ('pg_catalog', 'ops', 'cron')
+       and pg_relation_size(s.indexrelid) >= coalesce((p_params ->> 'minSizeMb')::numeric, 10) * 1024 * 1024;
+  when 'sql' then
+    query := p_params ->> 'query';
+    if query is null or query !~* '^\s*(select|with)\s' then
+      raise exception 'a sql rule runs one read-only SELECT';
+    end if;
+    execute query into result;
+  else
+    raise exception 'unknown alert kind %', p_kind;
+  end case;
+  return result;
+end;
+$$;
+
+-- One evaluation of every rule at `p_at` (default now()) with Prometheus's semantics:
+-- inactive -> pending when the condition holds, pending -> firing once it has held for
+-- `for`, firing -> inactive once it has been false for `keep_firing_for`; firing repeats
+-- every `repeat_interval`. Rules come from ops.alert_rules, or from `p_rules` (the CLI
+-- evaluates a stack file's rules). A rule that fails to evaluate keeps its state and
+-- reports the error: never a silent pass.
+create function ops.evaluate_alerts(p_at timestamptz default null, p_rules jsonb default null)
+returns table (rule text, state text, value numeric, since timestamptz, error text)
+language plpgsql set search_path = '' as $$
+declare
+  at timestamptz;
+  rules jsonb;
+  r jsonb;
+  s ops.alert_state;
+  v numeric;
+  failure text;
+  active boolean;
+  keep boolean;
+  event text;
+  kinds text[];
+  tables text[];
+  longest interval;
+begin
+  perform set_config('ops.eval_at', coalesce(p_at, now())::text, true);
+  at := ops.now();
+  rules := coalesce(p_rules, (select coalesce(jsonb_agg(to_jsonb(x)), '[]') from ops.alert_rules x));
+  select array_agg(distinct e ->> 'kind'),
+         array_agg(distinct e -> 'params' ->> 'table') filter (where e ->> 'kind' = 'tableGrowth'),
+         max(ops._param_interval(e -> 'params', 'window', '15 minutes'))
+    into kinds, tables, longest
+    from jsonb_array_elements(rules) e;
+  begin
+    perform ops.sample_counters(coalesce(kinds, '{}'), tables);
+  exception when others then
+    failure := sqlerrm;  -- reported by every rule that reads a counter, below
+  end;
+  delete from ops.counter_samples where taken_at < at - greatest(longest, interval '1 hour') - interval '1 hour';
+
+  for r in select * from jsonb_array_elements(rules) loop
+    insert into ops.alert_state (rule) values (r ->> 'name') on conflict do nothing;
+    select * into s from ops.alert_state x where x.rule = r ->> 'name' for update;
+    v := null;
+    s.error := null;
+    event := null;
+    begin
+      if failure is not null and r ->> 'kind' in ('slowQueries', 'avgQueryTime', 'rollbackRatio', 'sessionsFatal', 'tableGrowth') then
+        raise exception '%', failure;
+      end if;
+      v := ops.measure(r ->> 'kind', coalesce(r -> 'params', '{}'));
+    exception when others then
+      s.error := sqlerrm;
+    end;
+    if s.error is null then
+      active := v is not null and case r ->> 'comparison' when 'below' then v < (r ->> 'threshold')::numeric
+                                                          else v > (r ->> 'threshold')::numeric end;
+      keep := false;
+      if active then
+        s.keep_firing_since := null;
+        if s.state = 'inactive' then
+          s.state := 'pending';
+          s.active_since := at;
+        end if;
+        if s.state = 'pending' and at - s.active_since >= coalesce((r ->> 'for_interval')::interval, '0') then
+          s.state := 'firing';
+          s.fired_at := at;
+          event := 'firing';
+        end if;
+      else
+        if s.state = 'firing' and coalesce((r ->> 'keep_firing_for')::interval, '0') > interval '0' then
+          s.keep_firing_since := coalesce(s.keep_firing_since, at);
+          keep := at - s.keep_firing_since < (r ->> 'keep_firing_for')::interval;
+        end if;
+        if not keep and s.state <> 'inactive' then
+          if s.state = 'firing' then
+            event := 'resolved';
+          end if;
+          s.state := 'inactive';
+          s.resolved_at := at;
+          s.keep_firing_since := null;
+        end if;
+      end if;
+      if event is null and s.state = 'firing'
+         and at - s.last_notified_at >= coalesce((r ->> 'repeat_interval')::interval, '4 hours') then
+        event := 'repeat';
+      end if;
+      if event is not null then
+        insert into ops.notifications (rule, channel, event, payload, idempotency_key)
+        select r ->> 'name', c, event,
+               jsonb_build_object('rule', r ->> 'name', 'event', event, 'kind', r ->> 'kind',
+                                  'severity', coalesce(r ->> 'severity', 'warning'), 'value', v,
+                                  'threshold', (r ->> 'threshold')::numeric,
+                                  'comparison', coalesce(r ->> 'comparison', 'above'),
+                                  'since', s.active_since, 'at', at, 'database', current_database()),
+               concat_ws(':', r ->> 'name', event, extract(epoch from s.fired_at)::bigint,
+                         case when event = 'repeat' then extract(epoch from at)::bigint end, c)
+          from jsonb_array_elements_text(coalesce(r -> 'notify', '[]')) c
+        on conflict (idempotency_key) do nothing;
+        s.last_notified_at := at;
+      end if;
+      if s.state = 'inactive' then
+        s.active_since := null;
+      end if;
+      s.value := v;
+    end if;
+    s.last_eval := at;
+    update ops.alert_state x set state = s.state, active_since = s.active_since, fired_at = s.fired_at,
+           keep_firing_since = s.keep_firing_since, resolved_at = s.resolved_at,
+           last_notified_at = s.last_notified_at, last_eval = s.last_eval, value = s.value, error = s.error
+     where x.rule = s.rule;
+    rule := s.rule; state := s.state; value := s.value; error := s.error;
+    since := case when s.state = 'inactive' then s.resolved_at else s.active_since end;
+    return next;
+  end loop;
+end;
+$$;
+
+-- The wrapper pg_cron runs a maintenance job through: a run that finds the previous one
+-- still going is skipped (pg_cron would queue it and replay it late) and recorded.
+create function ops.run_job(p_name text, p_command text) returns text
+language plpgsql set search_path = '' as $$
+begin
+  if not pg_try_advisory_xact_lock(hashtext('supagate-cron:' || p_name)) then
+    insert into ops.job_events (job, event, detail) values (p_name, 'skipped', 'the previous run was still going');
+    raise warning 'supagate: % skipped, the previous run was still going', p_name;
+    return 'skipped';
+  end if;
+  execute p_command;
+  return 'done';
+end;
+$$;
+
+-- pg_cron keeps every run forever; the retention job calls this daily.
+create function ops.purge_history(p_keep interval) returns bigint
+language plpgsql set search_path = '' as $$
+declare
+  gone bigint := 0;
+  n bigint;
+begin
+  if to_regclass('cron.job_run_details') is not null then
+    delete from cron.job_run_details where end_time < now() - p_keep;
+    get diagnostics gone = row_count;
+  end if;
+  delete from ops.notifications where delivered_at < now() - p_keep;
+  get diagnostics n = row_count;
+  delete from ops.job_events where at < now() - p_keep;
+  return gone + n;
+end;
+$$;
+
+revoke all on all tables in schema ops from public;
+revoke execute on all functions in schema ops from public;
+grant usage on schema ops to service_role;
+grant select on all tables in schema ops to service_role;
+-- The watcher's role (the health workflow's read-only URL) needs only these two; grant
+-- them to it in a migration of your own: grant execute on function ... to <role>.
+grant execute on function ops.ack_notifications(bigint[]), ops.record_attempt(bigint, text, timestamptz)
+  to service_role;

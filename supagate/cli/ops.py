@@ -1,0 +1,159 @@
+"""`supagate ops`: the operations schema's migration, the state of jobs and alerts, and the
+notification sender the health workflow runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, UsageError, db_url, emit_json, err, out, \
+    stack_settings
+
+
+def register(sub) -> None:
+    ops = sub.add_parser("ops", help="operations: init the ops schema, status of jobs and alerts, drain notifications",
+                         description="Examples: supagate ops init; SUPABASE_DB_URL=... supagate ops status --stack prod; "
+                                     "SUPABASE_DB_URL=... supagate ops drain --stack prod (channel URLs and keys from "
+                                     "environment variables named as in alertSecrets)")
+    verbs = ops.add_subparsers(dest="verb", required=True)
+    ini = verbs.add_parser("init", help="write the migration that creates the ops schema")
+    ini.add_argument("--migrations", type=Path, default=Path("supabase/migrations"))
+    ini.set_defaults(func=init)
+    for name, func, text in (("status", status, "jobs with their last run, firing alerts, undelivered notifications"),
+                             ("watch", watch, "the health workflow's turn: check in, check pg_cron's heartbeat, send "
+                                              "due notifications, list the GitHub-issue ones"),
+                             ("ack", ack, "mark notifications delivered (the workflow's issue script ran them)")):
+        verb = verbs.add_parser(name, help=text)
+        verb.add_argument("--db-url", help=f"database URL (or set {DB_URL_ENV})")
+        verb.add_argument("--stack", required=True)
+        verb.add_argument("--stack-file", type=Path)
+        verb.add_argument("--format", choices=("text", "json"), default="text")
+        if name == "ack":
+            verb.add_argument("--ids-file", type=Path, required=True, help="notification ids, one per line")
+        verb.set_defaults(func=func)
+
+
+def init(args) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from supagate.ops.alerts import ops_sql
+
+    directory: Path = args.migrations
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory: run this in the app's root (it holds supabase/migrations) "
+                         "or pass --migrations DIR")
+    for existing in sorted(directory.glob("*.sql")):
+        if "create function ops.version()" in existing.read_text():
+            out(f"{existing} already creates the ops schema; nothing written")
+            return EXIT_OK
+    stamp = datetime.now(timezone.utc)
+    versions = [p.name.split("_", 1)[0] for p in directory.glob("*.sql") if p.name.split("_", 1)[0].isdigit()]
+    if versions and max(versions) >= stamp.strftime("%Y%m%d%H%M%S"):
+        # After every existing migration, or the gates would call it late.
+        stamp = datetime.strptime(max(versions), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc) + timedelta(seconds=1)
+    path = directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql"
+    path.write_text(ops_sql())
+    down = directory / "down"
+    if down.is_dir():  # the app keeps rollback scripts: give this one its own
+        (down / f"{path.stem}.down.sql").write_text(
+            "-- Removes supagate's operations schema: alert rules, their state and undelivered notifications.\n"
+            "drop schema if exists ops cascade;\n")
+    out(f"wrote {path}: review it and deploy it with your other migrations")
+    return EXIT_OK
+
+
+def status(args) -> int:
+    from supagate.migrations.files import load_migrations
+    from supagate.ops import alerts, cron
+    from supagate.ops.cron import BUILTIN_JOBS
+    from supagate.postgres.connect import connect
+
+    settings = stack_settings(args.stack, args.stack_file)
+    with connect(db_url(args)) as conn:
+        try:
+            cron.pg_cron_version(conn)
+            names = [r[0] for r in conn.execute("select jobname from cron.job where username = current_user "
+                                                "order by jobname").fetchall()]
+            jobs = [cron.read(conn, name).outputs() | {"name": name} for name in names]
+            # Reported, never removed: a job a person scheduled by hand may matter.
+            undeclared = cron.unmanaged(conn, {*settings.maintenance.jobs, *BUILTIN_JOBS},
+                                        cron.migration_jobs([m.sql for m in load_migrations(
+                                            settings.migrations.directory, warn=err)]))
+        except cron.CronError as exc:
+            jobs, undeclared = [], []
+            err(f"supagate: {exc}")
+        try:
+            firing = alerts.firing(conn)
+            pending = conn.execute("select count(*) filter (where next_attempt_at < 'infinity'), "
+                                   "count(*) filter (where next_attempt_at = 'infinity') from ops.notifications "
+                                   "where delivered_at is null").fetchone()
+        except alerts.OpsMissing as exc:
+            firing, pending = [], (0, 0)
+            err(f"supagate: {exc}")
+    document = {"jobs": jobs, "alerts": firing, "undelivered": pending[0], "given_up": pending[1],
+                "undeclared_jobs": undeclared}
+    if args.format == "json":
+        emit_json(document)
+    else:
+        for job in jobs:
+            out(f"job {job['name']} (jobid {job['jobid']}): last run {job['last_run_at'] or 'never'} "
+                f"{job['last_status'] or ''}, {job['failures_24h']} failures in 24 h")
+        for alert in firing:
+            out(f"alert {alert['rule']} {alert['state']} since {alert['since']} value {alert['value']}"
+                + (f" ERROR {alert['error']}" if alert.get("error") else ""))
+        out(f"{pending[0]} notifications waiting, {pending[1]} given up")
+        if document["undeclared_jobs"]:
+            out(f"jobs no stack declares (left alone): {', '.join(document['undeclared_jobs'])}")
+    return EXIT_FAILED if pending[1] or any(a["state"] == "firing" for a in firing) else EXIT_OK
+
+
+def watch(args) -> int:
+    from supagate.ops.alerts import require_ops
+    from supagate.ops.notify import drain, issue_notifications
+    from supagate.postgres.connect import connect
+
+    settings = stack_settings(args.stack, args.stack_file)
+    rules = settings.alert_rules()
+    names = {n for c in settings.alerts.channels.values() for n in (c.secret, c.sign_with) if n}
+    # In the workflow the values come from repository secrets named as in alertSecrets.
+    secrets = {name: os.environ.get(name, "") for name in names}
+    max_age = next((r["threshold"] for r in rules if r["kind"] == "schedulerHeartbeat"), 180.0)
+    with connect(db_url(args)) as conn:
+        require_ops(conn)
+        conn.execute("select ops.ack_notifications('{}')")  # the check-in externalWatch rules read
+        row = conn.execute("select extract(epoch from now() - beat_at) from ops.heartbeat "
+                           "where source = 'pg_cron'").fetchone()
+        age = float(row[0]) if row else None
+        result = drain(conn, dict(settings.alerts.channels), secrets)
+        issues = issue_notifications(conn, dict(settings.alerts.channels))
+    stopped = bool(rules) and (age is None or age > max_age)
+    for line in result.log:
+        err(line)
+    if stopped:
+        err("supagate: scheduler-stopped: pg_cron's heartbeat is "
+            + ("missing" if age is None else f"{age:.0f} s old") + f" (limit {max_age:.0f} s); no alert rule is "
+            "being evaluated. Check cron.job_run_details and restart the scheduler (on Supabase: restart the project)")
+    document = {"scheduler": {"ok": not stopped, "heartbeat_age_seconds": age}, "delivered": result.delivered,
+                "retrying": result.retrying, "given_up": result.given_up, "issues": issues}
+    if args.format == "json":
+        emit_json(document)
+    else:
+        out(f"scheduler {'ok' if not stopped else 'STOPPED'}; delivered {len(result.delivered)}, retrying "
+            f"{len(result.retrying)}, given up {len(result.given_up)}, {len(issues)} for GitHub issues")
+    return EXIT_FAILED if stopped or result.given_up else EXIT_OK
+
+
+def ack(args) -> int:
+    from supagate.ops.alerts import require_ops
+    from supagate.postgres.connect import connect
+
+    text = args.ids_file.read_text() if args.ids_file.exists() else ""
+    try:
+        ids = [int(line) for line in text.split() if line.strip()]
+    except ValueError:
+        raise UsageError(f"{args.ids_file}: one notification id (a number) per line") from None
+    with connect(db_url(args)) as conn:
+        require_ops(conn)
+        done = conn.execute("select ops.ack_notifications(%s)", (ids,)).fetchone()[0]
+    out(f"acknowledged {done} notification(s)")
+    return EXIT_OK

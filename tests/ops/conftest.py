@@ -1,0 +1,25 @@
+"""One cluster for the operations tests: pg_cron and pg_stat_statements preloaded, pg_cron
+created in the `postgres` database (the one cron.database_name names, as on Supabase) and
+the ops schema installed there from the migration `supagate ops init` writes."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ops_cluster():
+    from supagate.ops.alerts import ops_sql
+    from supagate.postgres.embedded import EmbeddedPostgres
+
+    with EmbeddedPostgres() as pg:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute("create extension pg_cron")
+            conn.execute(ops_sql())
+        yield pg
+
+
+@pytest.fixture
+def ops_url(ops_cluster) -> str:
+    return ops_cluster.url
