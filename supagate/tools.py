@@ -17,3 +17,10 @@ def python_tool(name: str) -> str | None:
 def node_tool(name: str, root: Path = Path(".")) -> str | None:
     candidate = root / "node_modules" / ".bin" / name
     return str(candidate.resolve()) if candidate.exists() else shutil.which(name)
+
+
+def promtool(root: Path = Path(".")) -> str | None:
+    """Prometheus's rule tester: extracted from Debian's package by scripts/setup into
+    .tools/ (the service itself is never installed), else on PATH."""
+    candidate = root / ".tools" / "promtool"
+    return str(candidate.resolve()) if candidate.exists() else shutil.which("promtool")

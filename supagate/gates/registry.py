@@ -41,6 +41,12 @@ SETTING_POLICIES: dict[str, tuple[str, str, str]] = {
     "supabase-auth-require-password-length": (MANDATORY, ADVISORY, ADVISORY),
     "supabase-functions-require-jwt": (MANDATORY, ADVISORY, ADVISORY),
     "supabase-github-protect-environment": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-alerts-require-channel": (MANDATORY, MANDATORY, ADVISORY),
+    "supabase-alerts-require-paging-channel": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-alerts-sql-read-only": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-alerts-require-coverage": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-cron-schedule-valid": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-cron-require-history-retention": (MANDATORY, ADVISORY, ADVISORY),
 }
 _TIER_INDEX = {PRODUCTION: 0, STAGING: 1, DEVELOPMENT: 2}
 # The rules the pack re-analyses from the SQL in the Migrations inputs, one policy each.

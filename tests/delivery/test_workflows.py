@@ -100,5 +100,12 @@ def test_each_workflow_does_its_job():
     staging = load(FILES["deploy-staging.yml"])
     assert staging["on"] == {"push": {"branches": ["main"]}} and staging["jobs"]["deploy"]["environment"] == "staging"
     health = load(FILES["health.yml"])
-    assert health["on"]["schedule"] == [{"cron": "*/5 * * * *"}]
+    assert health["on"]["schedule"] == [{"cron": "3-59/5 * * * *"}]  # off minute 0, which GitHub delays most
     assert health["jobs"]["probe"]["permissions"] == {"contents": "read", "issues": "write"}
+    steps = {step["name"]: step for step in health["jobs"]["probe"]["steps"]}
+    watch = steps["Check in, check pg_cron's heartbeat, send alert notifications"]
+    assert watch["run"] == "uv run supagate ops watch --stack prod --format json > ops.json"
+    # The channels' URL and key come from repository secrets, never from the file.
+    assert watch["env"]["ONCALL_WEBHOOK_URL"] == "${{ secrets.ONCALL_WEBHOOK_URL }}"
+    assert "supagate ops ack --stack prod --ids-file acked.txt" in steps["Acknowledge the alert issues"]["run"]
+    assert "steps.watch.outcome == 'failure'" in steps["Fail when prod is unhealthy"]["if"]

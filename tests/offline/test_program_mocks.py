@@ -15,6 +15,8 @@ from tests.conftest import APP, PROJECT, ROOT
 DB_PASSWORD = "s3cr3t-db-pw"
 WEBHOOK_SECRET = "whsec-never-in-plain-state"
 ACCESS_TOKEN = "sbp_0123456789abcdef-never-in-plain-state"
+HOOK_URL = "https://hooks.example.com/T0/never-in-plain-state"
+HOOK_KEY = "hmac-never-in-plain-state"
 
 
 def stack_config(stack: str) -> dict:
@@ -23,10 +25,12 @@ def stack_config(stack: str) -> dict:
     config["dbUrl"] = f"postgresql://postgres:{DB_PASSWORD}@db.example.supabase.co:5432/postgres"
     config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
     config["supabaseAccessToken"] = ACCESS_TOKEN
+    config["alertSecrets"] = {"ONCALL_WEBHOOK_URL": HOOK_URL, "ONCALL_WEBHOOK_HMAC": HOOK_KEY}
     return config
 
 
-SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl", "githubToken"]
+SECRET_KEYS = ["dbUrl", "functionSecrets", "supabaseAccessToken", "pulumiAccessToken", "verifyDbUrl", "githubToken",
+               "alertSecrets"]
 
 
 def run_program(stack: str, config: dict, stack_outputs: dict | None = None, secret_keys=SECRET_KEYS) -> dict:
@@ -107,7 +111,7 @@ def test_no_secret_in_a_plain_input(evaluated):
 
     for r in result["registrations"]:
         for text in plain_strings(r["inputs"]):
-            for secret in (DB_PASSWORD, WEBHOOK_SECRET, ACCESS_TOKEN):
+            for secret in (DB_PASSWORD, WEBHOOK_SECRET, ACCESS_TOKEN, HOOK_URL, HOOK_KEY):
                 assert secret not in text, f"secret in plain input of {r['name']}"
     migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
     assert is_secret(migrations["inputs"]["db_url"])
@@ -260,13 +264,14 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
 
 def test_repository_secrets_only_when_set():
     config = stack_config("prod")
+    alert_secrets = {"ONCALL_WEBHOOK_URL", "ONCALL_WEBHOOK_HMAC"}  # the health workflow sends alerts with them
     plain = run_program("prod", config)
     names = {r["inputs"]["secretName"] for r in _of_type(plain, "github:index/actionsSecret:ActionsSecret")}
-    assert names == set()
+    assert names == alert_secrets
     config.update(pulumiAccessToken="pul-never-plain", verifyDbUrl="postgresql://verifier:ro-pw@db/postgres")
     with_secrets = run_program("prod", config)
     secrets = _of_type(with_secrets, "github:index/actionsSecret:ActionsSecret")
-    assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL"}
+    assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL", *alert_secrets}
     assert all(is_secret(r["inputs"]["value"]) and "plaintextValue" not in r["inputs"] for r in secrets)
 
 

@@ -1,0 +1,165 @@
+"""The notification outbox against a loopback receiver: the payload and its HMAC, one
+Idempotency-Key across retries so the receiver dedupes, backoff after a 500, Retry-After
+after a 429, giving up after MAX_ATTEMPTS; and no URL or key in any log line, error or row."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+import pytest
+
+from supagate.config.operations import AlertChannel
+from supagate.ops import notify
+from supagate.ops.kinds import canonical
+
+HMAC_KEY = "hmac-Key-7d41c0ffee"
+PATH_TOKEN = "/hooks/T0KEN-b8e2-secret-path"
+AT = datetime(2032, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class Receiver:
+    """Answers with the scripted statuses in turn (then 200), records every request, and
+    keeps the idempotency keys it accepted."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.script: list[tuple[int, dict]] = []
+        self.accepted: dict[str, int] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+                if status == 200:
+                    key = self.headers["Idempotency-Key"]
+                    receiver.accepted[key] = receiver.accepted.get(key, 0) + 1
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}{PATH_TOKEN}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver()
+    yield running
+    running.close()
+
+
+def _fire(conn, name: str, channels: list[str], at: datetime) -> None:
+    rule = canonical(name, {"kind": "sql", "query": "select 1", "above": 0, "notify": channels}, {})
+    conn.execute("select * from ops.evaluate_alerts(%s, %s::jsonb)", (at, json.dumps([rule])))
+
+
+def _channels():
+    return {"hook": AlertChannel(type="webhook", secret="HOOK_URL", sign_with="HOOK_HMAC"),
+            "issues": AlertChannel(type="githubIssue")}
+
+
+def _undelivered(conn, rule, channel="hook"):
+    return conn.execute("select id, attempts, nullif(next_attempt_at, 'infinity'), last_error from ops.notifications "
+                        "where rule = %s and channel = %s and delivered_at is null", (rule, channel)).fetchall()
+
+
+def test_signed_delivery_with_retries_backoff_and_retry_after(ops_url, receiver):
+    secrets = {"HOOK_URL": receiver.url, "HOOK_HMAC": HMAC_KEY}
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("delete from ops.notifications")
+        _fire(conn, "hook-retries", ["hook", "issues"], AT)
+        receiver.script = [(500, {}), (429, {"Retry-After": "120"})]
+
+        first = notify.drain(conn, _channels(), secrets, at=AT)
+        assert len(first.retrying) == 1 and first.skipped  # the issue row is the workflow's
+        (_, attempts, next_at, error), = _undelivered(conn, "hook-retries")
+        assert attempts == 1 and next_at == AT + timedelta(seconds=30) and error == "HTTP 500 from channel hook"
+
+        assert notify.drain(conn, _channels(), secrets, at=AT + timedelta(seconds=15)).retrying == []  # not yet due
+        second = notify.drain(conn, _channels(), secrets, at=AT + timedelta(seconds=30))
+        assert len(second.retrying) == 1
+        (_, attempts, next_at, _), = _undelivered(conn, "hook-retries")
+        assert attempts == 2 and next_at == AT + timedelta(seconds=30 + 120)  # the receiver's Retry-After
+
+        third = notify.drain(conn, _channels(), secrets, at=AT + timedelta(seconds=150))
+        assert len(third.delivered) == 1
+        rows = conn.execute("select channel from ops.notifications where rule = 'hook-retries' "
+                            "and delivered_at is null").fetchall()
+        assert rows == [("issues",)]
+
+    keys = {r["headers"]["Idempotency-Key"] for r in receiver.requests}
+    assert len(receiver.requests) == 3 and len(keys) == 1  # one key across the retries
+    assert receiver.accepted == {keys.pop(): 1}
+    for request in receiver.requests:
+        expected = "sha256=" + hmac.new(HMAC_KEY.encode(), request["body"], hashlib.sha256).hexdigest()
+        assert request["headers"]["X-Supagate-Signature"] == expected
+        payload = json.loads(request["body"])
+        assert payload["rule"] == "hook-retries" and payload["event"] == "firing" and payload["value"] == 1
+        assert request["path"] == PATH_TOKEN
+
+
+def test_re_evaluating_the_same_minute_queues_nothing_twice(ops_url):
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        _fire(conn, "hook-dedupe", ["hook"], AT)
+        _fire(conn, "hook-dedupe", ["hook"], AT)
+        assert len(_undelivered(conn, "hook-dedupe")) == 1
+
+
+def test_gives_up_after_max_attempts_and_never_logs_a_secret(ops_url, receiver):
+    secrets = {"HOOK_URL": receiver.url, "HOOK_HMAC": HMAC_KEY}
+    logs = []
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("delete from ops.notifications")
+        _fire(conn, "hook-gives-up", ["hook"], AT)
+        receiver.script = [(500, {})] * notify.MAX_ATTEMPTS
+        at = AT
+        for _ in range(notify.MAX_ATTEMPTS):
+            result = notify.drain(conn, _channels(), secrets, at=at)
+            logs += result.log
+            at += timedelta(hours=2)
+        assert result.given_up and len(receiver.requests) == notify.MAX_ATTEMPTS
+        (_, attempts, next_at, _), = _undelivered(conn, "hook-gives-up")
+        assert attempts == notify.MAX_ATTEMPTS and next_at is None  # infinity: given up
+        # A receiver that is gone: the connection error (which names the host) stays clean too.
+        _fire(conn, "hook-unreachable", ["hook"], AT)
+        dead = {"HOOK_URL": f"http://127.0.0.1:9{PATH_TOKEN}", "HOOK_HMAC": HMAC_KEY}
+        logs += notify.drain(conn, _channels(), dead, at=AT).log
+        stored = conn.execute("select coalesce(string_agg(last_error || payload::text, ' '), '') "
+                              "from ops.notifications").fetchone()[0]
+    text = "\n".join(logs) + stored
+    assert "ConnectError" in text or "ConnectionRefused" in text
+    for secret in (HMAC_KEY, PATH_TOKEN, receiver.url):
+        assert secret not in text
+
+
+def test_a_secret_echoed_in_an_exception_is_redacted(ops_url):
+    """An HTTP client error that quotes the URL (as httpx does for a bad URL) never reaches
+    the log or the row with the token in it."""
+    def post(url, **_kwargs):
+        raise ValueError(f"Invalid URL {url!r}: token {PATH_TOKEN.rsplit('/', 1)[-1]}")
+
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("delete from ops.notifications")
+        _fire(conn, "hook-echo", ["hook"], AT)
+        url = f"https://hooks.example.invalid{PATH_TOKEN}"
+        result = notify.drain(conn, _channels(), {"HOOK_URL": url, "HOOK_HMAC": HMAC_KEY}, at=AT, post=post)
+        (_, _, _, error), = _undelivered(conn, "hook-echo")
+    assert result.retrying and "Invalid URL" in error
+    for text in (error, *result.log):
+        assert url not in text and PATH_TOKEN not in text
