@@ -5,6 +5,18 @@
 create schema if not exists ops;
 revoke all on schema ops from public;
 
+-- pg_cron runs the evaluator and the maintenance jobs. It can live in one database only
+-- (cron.database_name; `postgres` on Supabase): enable it there, leave other databases be.
+do $$
+begin
+  if not exists (select 1 from pg_extension where extname = 'pg_cron')
+     and exists (select 1 from pg_available_extensions where name = 'pg_cron')
+     and current_database() = coalesce(nullif(current_setting('cron.database_name', true), ''), 'postgres') then
+    create extension pg_cron;
+  end if;
+end
+$$;
+
 create function ops.version() returns integer language sql immutable set search_path = '' as $$ select 1 $$;
 
 -- The evaluation time: `supagate alerts evaluate --at` and the tests set ops.eval_at so

@@ -34,25 +34,18 @@ def register(sub) -> None:
 
 
 def init(args) -> int:
-    from datetime import datetime, timedelta, timezone
-
-    from supagate.ops.alerts import ops_sql
+    from supagate.config.init import ops_migration
 
     directory: Path = args.migrations
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory: run this in the app's root (it holds supabase/migrations) "
                          "or pass --migrations DIR")
-    for existing in sorted(directory.glob("*.sql")):
-        if "create function ops.version()" in existing.read_text():
-            out(f"{existing} already creates the ops schema; nothing written")
-            return EXIT_OK
-    stamp = datetime.now(timezone.utc)
-    versions = [p.name.split("_", 1)[0] for p in directory.glob("*.sql") if p.name.split("_", 1)[0].isdigit()]
-    if versions and max(versions) >= stamp.strftime("%Y%m%d%H%M%S"):
-        # After every existing migration, or the gates would call it late.
-        stamp = datetime.strptime(max(versions), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc) + timedelta(seconds=1)
-    path = directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql"
-    path.write_text(ops_sql())
+    migration = ops_migration(directory)
+    if migration is None:
+        out(f"a migration in {directory} already creates the ops schema; nothing written")
+        return EXIT_OK
+    path, sql = migration
+    path.write_text(sql)
     down = directory / "down"
     if down.is_dir():  # the app keeps rollback scripts: give this one its own
         (down / f"{path.stem}.down.sql").write_text(

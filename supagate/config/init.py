@@ -81,7 +81,49 @@ def stack_document(tier: str, ref: str, config: dict, options: InitOptions, unve
     return {"config": values}
 
 
-def pack_configs(unverified: list[str]) -> dict[str, dict]:
+def operations(project: Path) -> tuple[dict, list[str]]:
+    """The alert rules and maintenance an adopted app starts with, and the kinds they cover:
+    connections, cron failures and the scheduler heartbeat always; overdue jobs and dead
+    letters when the migrations create the job tables those kinds read by default."""
+    from supagate.gates.catalog.replay import analyse
+    from supagate.migrations.files import load_migrations
+
+    directory = project / "supabase" / "migrations"
+    tables = set(analyse(load_migrations(directory)).catalog.relations) if directory.is_dir() else set()
+    paging = ["oncall", "issues"]
+    rules = {"connections": {"kind": "connectionSaturation", "percent": 80, "for": "5m", "severity": "critical",
+                             "notify": paging},
+             "cron-failures": {"kind": "cronFailures", "above": 0, "window": "1h", "severity": "critical",
+                               "notify": paging},
+             "scheduler-heartbeat": {"kind": "schedulerHeartbeat", "maxAge": "3m", "severity": "critical",
+                                     "notify": paging},
+             "slow-queries": {"kind": "slowQueries", "meanMs": 250, "minCalls": 50, "window": "15m"}}
+    if "public.background_jobs" in tables:
+        rules["overdue-jobs"] = {"kind": "overdueJobs", "for": "15m", "severity": "critical", "notify": paging}
+    if "public.background_jobs_dlq" in tables:
+        rules["dead-letters"] = {"kind": "deadLetters", "window": "24h"}
+    alerts = {"channels": {"oncall": {"type": "webhook", "secret": "ONCALL_WEBHOOK_URL",
+                                      "signWith": "ONCALL_WEBHOOK_HMAC"},
+                           "issues": {"type": "githubIssue", "labels": ["alert"]}},
+              "defaults": {"for": "5m", "keepFiringFor": "5m", "repeatInterval": "4h", "notify": ["issues"]},
+              "rules": rules}
+    return alerts, sorted({spec["kind"] for spec in rules.values()} - {"slowQueries"})
+
+
+def ops_migration(directory: Path) -> tuple[Path, str] | None:
+    """The migration creating the ops schema, unless one in `directory` already does;
+    versioned after the last migration so the gates do not call it late."""
+    from supagate.ops.alerts import ops_sql
+
+    existing = sorted(directory.glob("*.sql")) if directory.is_dir() else []
+    if any("create function ops.version()" in p.read_text() for p in existing):
+        return None
+    versions = [p.name.split("_", 1)[0] for p in existing if p.name.split("_", 1)[0].isdigit()]
+    version = str(int(max(versions)) + 1) if versions else "20250101000000"
+    return directory / f"{version}_supagate_ops.sql", ops_sql()
+
+
+def pack_configs(unverified: list[str], required_kinds: list[str] | None = None) -> dict[str, dict]:
     """The three configs the workflows name, at the registry's levels."""
     from supagate.gates.registry import policy_levels
 
@@ -93,6 +135,9 @@ def pack_configs(unverified: list[str]) -> dict[str, dict]:
                 document[name] = level
         document["supabase-functions-require-jwt"] = {"enforcementLevel": levels["supabase-functions-require-jwt"],
                                                       "allowUnverified": unverified}
+        if required_kinds is not None:
+            document["supabase-alerts-require-coverage"] = {
+                "enforcementLevel": levels["supabase-alerts-require-coverage"], "requiredKinds": required_kinds}
         if phase == "pull-request":
             document["supabase-migrations-require-staging-first"] = {"enforcementLevel": "advisory",
                                                                      "phase": "pull-request"}
@@ -107,12 +152,18 @@ def plan_files(project: Path, options: InitOptions) -> dict[Path, str]:
     config = _config(project)
     unverified = _unverified(project, config)
     files: dict[Path, str] = {}
+    alerts, kinds = operations(project)
     for stack, tier, ref in (("staging", "staging", options.staging_ref), ("prod", "production", options.prod_ref)):
         header = (f"# Written by `supagate init` from supabase/config.toml; tier {tier}.\n"
                   f"# Secrets: pulumi config set --secret dbUrl ... --stack {stack} (see the next steps it printed).\n")
         document = stack_document(tier, ref, config, options, unverified)
+        document["config"]["supabase-platform:alerts"] = alerts
+        document["config"]["supabase-platform:maintenance"] = {"historyRetentionDays": 14}
         files[project / f"Pulumi.{stack}.yaml"] = header + yaml.safe_dump(document, sort_keys=False)
-    for name, document in pack_configs(unverified).items():
+    migration = ops_migration(project / "supabase" / "migrations")
+    if migration is not None:
+        files[migration[0]] = migration[1]
+    for name, document in pack_configs(unverified, kinds).items():
         files[project / "policies" / "config" / name] = json.dumps(document, indent=2) + "\n"
     return files  # a function in `missing` has no header: loading the stacks names the key until it is set
 
@@ -123,7 +174,10 @@ def next_steps(options: InitOptions, unverified: list[str]) -> list[str]:
         steps += [f"pulumi stack init {options.org}/{stack}" if options.org else f"pulumi stack init {stack}",
                   f"pulumi config set --secret dbUrl 'postgresql://postgres:...@db.<ref>.supabase.co:5432/postgres' "
                   f"--stack {stack}",
-                  f"pulumi config set --secret supabaseAccessToken 'sbp_...' --stack {stack}"]
+                  f"pulumi config set --secret supabaseAccessToken 'sbp_...' --stack {stack}",
+                  f"pulumi config set --secret --path 'alertSecrets.ONCALL_WEBHOOK_URL' 'https://...' --stack {stack}",
+                  f"pulumi config set --secret --path 'alertSecrets.ONCALL_WEBHOOK_HMAC' \"$(openssl rand -hex 32)\" "
+                  f"--stack {stack}"]
     for slug in unverified:
         if slug not in (options.signature_headers or {}):
             steps.append(f"set the header function {slug} verifies: supabase-platform:functions.{slug}.signatureHeader "

@@ -1,6 +1,7 @@
 """One cluster for the operations tests: pg_cron and pg_stat_statements preloaded, pg_cron
 created in the `postgres` database (the one cron.database_name names, as on Supabase) and
-the ops schema installed there from the migration `supagate ops init` writes."""
+the ops schema installed there from the migration `supagate ops init` writes (which
+creates pg_cron when it runs in the cron database, as here)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ def ops_cluster():
 
     with EmbeddedPostgres() as pg:
         with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute("create extension pg_cron")
-            conn.execute(ops_sql())
+            conn.execute(ops_sql())  # enables pg_cron itself: this is the cron database
         yield pg
 
 
