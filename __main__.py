@@ -88,13 +88,14 @@ if settings.github.repository:
 
 operations = operations_args(settings, migrations)
 if operations is not None:
-    Operations("operations", OperationsArgs(db_url=config.require_secret("dbUrl"), depends_on=[database],
-                                            **operations))
+    # After the migrations: the ops schema and the jobs' functions come from them.
+    operations = Operations("operations", OperationsArgs(db_url=config.require_secret("dbUrl"),
+                                                         depends_on=[database], **operations))
 
 verification = Verification(
     "verification", stack, config.require_secret("dbUrl"),
     triggers=[database.migration_set, *(f.content_sha256 for f in functions)],
-    opts=pulumi.ResourceOptions(depends_on=[database, project]))
+    opts=pulumi.ResourceOptions(depends_on=[database, project, *([operations] if operations else [])]))
 
 pulumi.export("projectRef", settings.project_ref)
 pulumi.export("functionHashes", {f.slug: f.content_sha256 for f in functions})

@@ -11,25 +11,7 @@ import pulumi
 
 from components.providers.alerting import AlertChannel, AlertRule
 from components.providers.cron_job import CronJob
-from supagate.ops.cron import BUILTIN_JOBS
 from supagate.ops.schedule import preview
-
-EVALUATE_JOB, HEARTBEAT_JOB, RETENTION_JOB = BUILTIN_JOBS
-
-
-def builtin_jobs(has_rules: bool, retention_days: int | bool) -> dict[str, dict[str, str]]:
-    """supagate's own jobs: evaluation and heartbeat every minute when there are rules, and
-    the daily purge of pg_cron's run history (it is never cleaned otherwise)."""
-    jobs = {}
-    if has_rules:
-        jobs[EVALUATE_JOB] = {"schedule": "* * * * *", "command": "select count(*) from ops.evaluate_alerts()"}
-        jobs[HEARTBEAT_JOB] = {"schedule": "* * * * *", "command": "select ops.beat('pg_cron')"}
-    if retention_days is not False:
-        # Plain SQL, so retention needs nothing but pg_cron itself.
-        jobs[RETENTION_JOB] = {"schedule": "17 3 * * *",
-                               "command": "delete from cron.job_run_details where end_time < now() - "
-                                          f"interval '{int(retention_days)} days'"}
-    return jobs
 
 
 @dataclass
@@ -71,21 +53,18 @@ def operations_args(settings, migrations) -> dict[str, Any] | None:
     neither alerts nor pg_cron. Raises SettingsError when the ops schema the rules and job
     wrappers need is missing from the migrations."""
     from supagate.config.loading import SettingsError
-    from supagate.ops.cron import command, migration_jobs
+    from supagate.ops.cron import migration_jobs, stack_jobs
 
     rules = settings.alert_rules()
-    declared = {name: {"schedule": job.schedule, "command": command(name, job), "active": job.active}
-                for name, job in settings.maintenance.jobs.items()}
-    uses_cron = bool(rules or declared or migration_jobs([m.sql for m in migrations]))
-    if not uses_cron:
+    if not (rules or settings.maintenance.jobs or migration_jobs([m.sql for m in migrations])):
         return None
-    needs_ops = bool(rules) or any("ops.run_job" in job["command"] for job in declared.values())
+    jobs = stack_jobs(settings, rules)
+    needs_ops = bool(rules) or any("ops.run_job" in job["command"] for job in jobs.values())
     if needs_ops and not any("create function ops.version()" in m.sql for m in migrations):
         raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules or maintenance jobs, which need the "
                             f"ops schema, and no migration in {settings.migrations.directory} creates it.\n"
                             "Run `supagate ops init` (it writes that migration), review it, and deploy it with the "
                             "others; nothing was deployed.")
-    jobs = {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days), **declared}
     channels = {name: {"type": c.type, "secret": c.secret, "sign_with": c.sign_with, "labels": list(c.labels)}
                 for name, c in settings.alerts.channels.items()}
     return {"rules": rules, "channels": channels, "jobs": jobs, "tier": settings.tier,

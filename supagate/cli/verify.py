@@ -34,7 +34,12 @@ def run(args) -> int:
     directory = args.migrations or Path(settings.migrations.directory if settings else "supabase/migrations")
     health_url = None if args.no_health else (
         args.health_url or (settings.monitoring.health_url if settings else "") or None)
-    result = verify(url, load_migrations(directory, warn=err), exposed, health_url)
+    jobs = None
+    if settings:
+        from supagate.ops.cron import stack_jobs
+
+        jobs = stack_jobs(settings, settings.alert_rules())
+    result = verify(url, load_migrations(directory, warn=err), exposed, health_url, declared_jobs=jobs)
     if args.format == "json":
         emit_json(result.to_json())
     for line in render_lines(result):  # with JSON on stdout, the readable trace goes to stderr

@@ -118,9 +118,16 @@ def ops_migration(directory: Path) -> tuple[Path, str] | None:
     existing = sorted(directory.glob("*.sql")) if directory.is_dir() else []
     if any("create function ops.version()" in p.read_text() for p in existing):
         return None
+    from datetime import datetime, timedelta, timezone
+
+    stamp = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
     versions = [p.name.split("_", 1)[0] for p in existing if p.name.split("_", 1)[0].isdigit()]
-    version = str(int(max(versions)) + 1) if versions else "20250101000000"
-    return directory / f"{version}_supagate_ops.sql", ops_sql()
+    if versions and max(versions) >= f"{stamp:%Y%m%d%H%M%S}":
+        try:
+            stamp = datetime.strptime(max(versions)[:14], "%Y%m%d%H%M%S") + timedelta(seconds=1)
+        except ValueError:  # not a timestamp version: the next number sorts after it all the same
+            return directory / f"{int(max(versions)) + 1}_supagate_ops.sql", ops_sql()
+    return directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql", ops_sql()
 
 
 def pack_configs(unverified: list[str], required_kinds: list[str] | None = None) -> dict[str, dict]:

@@ -175,9 +175,13 @@ class Settings(_Model):
     def alert_rules(self) -> list[dict]:
         """The stack's alert rules in canonical form; monitoring.maxOverdueJobs and
         maxDeadLetters24h are the thresholds of the overdue-jobs and dead-letters rules
-        unless those rules set their own."""
-        return self.alerts.canonical_rules({"overdueJobs": self.monitoring.max_overdue_jobs,
-                                            "deadLetters": self.monitoring.max_dead_letters_24h})
+        unless those rules set their own, and add those rules when the stack sets them (an
+        app without a job queue sets neither and gets neither)."""
+        declared = self.monitoring.model_fields_set
+        return self.alerts.canonical_rules(
+            {"overdueJobs": self.monitoring.max_overdue_jobs, "deadLetters": self.monitoring.max_dead_letters_24h},
+            add=tuple(kind for kind, key in (("overdueJobs", "max_overdue_jobs"), ("deadLetters", "max_dead_letters_24h"))
+                      if key in declared))
 
     @field_validator("project_ref")
     @classmethod

@@ -47,10 +47,12 @@ class AlertSettings(Model):
     defaults: AlertDefaults = AlertDefaults()
     rules: dict[str, dict[str, Any]] = {}
 
-    def canonical_rules(self, thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    def canonical_rules(self, thresholds: dict[str, float] | None = None,
+                        add: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Every rule in canonical form. `thresholds` (kind -> value: the monitoring settings)
-        is the threshold of a rule of that kind that sets none, and adds a rule of that kind
-        when the stack declares channels but no such rule."""
+        is the threshold of a rule of that kind that sets none; the kinds in `add` (those the
+        stack set a monitoring threshold for) get a rule when the stack declares channels
+        but no rule of that kind."""
         from supagate.ops.kinds import KINDS, canonical
 
         defaults = self.defaults.model_dump(by_alias=True)
@@ -63,7 +65,7 @@ class AlertSettings(Model):
             rules.append(canonical(name, spec, defaults))
         kinds = {r["kind"] for r in rules}
         for kind, value in thresholds.items():
-            if self.channels and kind not in kinds and SUGAR[kind] not in self.rules:
+            if kind in add and self.channels and kind not in kinds and SUGAR[kind] not in self.rules:
                 rules.append(canonical(SUGAR[kind], {"kind": kind, "above": value}, defaults))
         return rules
 

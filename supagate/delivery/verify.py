@@ -67,7 +67,9 @@ def expected_cron_jobs(migrations: list[Migration]) -> list[str]:
 
 
 def verify(url: str, migrations: list[Migration], exposed: tuple[str, ...], health_url: str | None = None,
-           health_timeout: float = 10.0) -> Verification:
+           health_timeout: float = 10.0, declared_jobs: dict[str, dict] | None = None) -> Verification:
+    """`declared_jobs`: the stack's pg_cron jobs (supagate/ops/cron.py stack_jobs), compared
+    with cron.job on schedule, command and active, not only on their names."""
     catalog = analyse(migrations, exposed).catalog
     tables = sorted(r.qualified for r in catalog.relations.values() if r.kind == "table")
     policies = sorted((r.qualified, p) for r in catalog.relations.values() for p in r.policies)
@@ -79,7 +81,8 @@ def verify(url: str, migrations: list[Migration], exposed: tuple[str, ...], heal
         _rls_everywhere(result, conn, exposed, params)
         _policies_present(result, conn, policies)
         _matviews_hidden(result, conn, params)
-        _cron_jobs(result, conn, expected_cron_jobs(migrations))
+        _cron_jobs(result, conn, sorted({*expected_cron_jobs(migrations), *(declared_jobs or {})}),
+                   declared_jobs or {})
     if health_url:
         _health(result, health_url, health_timeout)
     return result
@@ -141,7 +144,7 @@ def _matviews_hidden(result: Verification, conn, params: dict) -> None:
                f"REVOKE ALL ON {readable[0]} FROM anon, authenticated;" if readable else "", readable)
 
 
-def _cron_jobs(result: Verification, conn, expected: list[str]) -> None:
+def _cron_jobs(result: Verification, conn, expected: list[str], declared: dict[str, dict]) -> None:
     if not expected:
         result.add("cron-jobs", "no pg_cron jobs expected")
         return
@@ -150,12 +153,19 @@ def _cron_jobs(result: Verification, conn, expected: list[str]) -> None:
                    "pg_cron is not installed", "Enable pg_cron (Database > Extensions) and re-run the migration "
                    "that schedules them.", expected)
         return
-    present = set(_rows(conn, "SELECT jobname FROM cron.job WHERE active"))
-    missing = [j for j in expected if j not in present]
+    live = {name: {"schedule": schedule, "command": command, "active": active} for name, schedule, command, active
+            in conn.execute("SELECT jobname, schedule, command, active FROM cron.job").fetchall()}
+    missing = [j for j in expected if not live.get(j, {}).get("active")]
+    drift = [f"{name}: {key} is {live[name][key]!r}, the stack says {want[key]!r}"
+             for name, want in sorted(declared.items()) if name in live and name not in missing
+             for key in ("schedule", "command", "active") if live[name][key] != want[key]]
+    problems = missing + drift
     result.add("cron-jobs", f"{len(expected) - len(missing)}/{len(expected)} scheduled jobs active"
-               + (f"; missing or inactive: {', '.join(missing)}" if missing else ""),
-               "scheduled jobs missing or inactive" if missing else None,
-               "Re-schedule them (select cron.schedule(...)) in a new migration.", missing)
+               + (f"; missing or inactive: {', '.join(missing)}" if missing else "")
+               + (f"; changed outside the stack: {'; '.join(drift)}" if drift else ""),
+               "scheduled jobs missing, inactive or changed" if problems else None,
+               "Run `pulumi up` (it puts the stack's jobs back), or re-schedule a migration's job in a new migration.",
+               problems)
 
 
 def _health(result: Verification, url: str, timeout: float) -> None:

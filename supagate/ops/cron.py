@@ -22,8 +22,33 @@ _OUTSIDE_TRANSACTION = re.compile(r"^\s*(vacuum|create\s+(unique\s+)?index\s+con
                                   r"drop\s+index\s+concurrently|cluster)\b", re.I | re.S)
 
 
-# supagate's own jobs (components/operations.py schedules them).
-BUILTIN_JOBS = ("supagate-evaluate-alerts", "supagate-heartbeat", "supagate-purge-cron-history")
+# supagate's own jobs: alert evaluation, the scheduler heartbeat, pg_cron history retention.
+BUILTIN_JOBS = EVALUATE_JOB, HEARTBEAT_JOB, RETENTION_JOB = (
+    "supagate-evaluate-alerts", "supagate-heartbeat", "supagate-purge-cron-history")
+
+
+def builtin_jobs(has_rules: bool, retention_days: int | bool) -> dict[str, dict[str, Any]]:
+    """supagate's own jobs: evaluation and heartbeat every minute when there are rules, and
+    the daily purge of pg_cron's run history (it is never cleaned otherwise)."""
+    jobs: dict[str, dict[str, Any]] = {}
+    if has_rules:
+        jobs[EVALUATE_JOB] = {"schedule": "* * * * *", "command": "select count(*) from ops.evaluate_alerts()",
+                              "active": True}
+        jobs[HEARTBEAT_JOB] = {"schedule": "* * * * *", "command": "select ops.beat('pg_cron')", "active": True}
+    if retention_days is not False:
+        # Plain SQL, so retention needs nothing but pg_cron itself.
+        jobs[RETENTION_JOB] = {"schedule": "17 3 * * *", "active": True,
+                               "command": "delete from cron.job_run_details where end_time < now() - "
+                                          f"interval '{int(retention_days)} days'"}
+    return jobs
+
+
+def stack_jobs(settings, rules: list) -> dict[str, dict[str, Any]]:
+    """Every pg_cron job the stack manages, by name: {schedule, command, active}; the
+    stack's own override a built-in of the same name."""
+    declared = {name: {"schedule": job.schedule, "command": command(name, job), "active": job.active}
+                for name, job in settings.maintenance.jobs.items()}
+    return {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days), **declared}
 
 
 class CronError(Exception):

@@ -12,7 +12,7 @@ import pytest
 from supagate.migrations import runner
 from supagate.migrations.files import load_migrations
 from tests.cli.test_cli import supagate
-from tests.conftest import APP_MIGRATIONS
+from tests.conftest import APP, APP_MIGRATIONS
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,19 @@ def app_url():
 
     with EmbeddedPostgres() as pg:
         runner.migrate(pg.url, load_migrations(APP_MIGRATIONS), progress=lambda _: None)
+        _schedule_stack_jobs(pg.url)
         yield pg.url
+
+
+def _schedule_stack_jobs(url: str) -> None:
+    """What `pulumi up`'s CronJob resources do for the prod stack."""
+    from supagate.config.loading import settings_from_stack_file
+    from supagate.ops import cron
+
+    settings = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, job in cron.stack_jobs(settings, settings.alert_rules()).items():
+            cron.ensure(conn, name, job["schedule"], job["command"], job["active"])
 
 
 def health_server(status: int, body: dict):
@@ -54,7 +66,24 @@ def test_example_app_verifies_with_a_healthy_health_check(app_url):
     assert [c["check"] for c in report["checks"]] == ["migrations-applied", "tables-present", "rls-enabled",
                                                        "policies-present", "matviews-hidden", "cron-jobs",
                                                        "health-check"]
-    assert "2/2 scheduled jobs active" in run.stderr and "VERIFIED" in run.stderr
+    assert "7/7 scheduled jobs active" in run.stderr and "VERIFIED" in run.stderr
+
+
+def test_a_job_changed_by_hand_fails_verification(app_url):
+    """Names are not enough: a schedule edited or a job paused outside the stack is found."""
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        jobid = conn.execute("select jobid from cron.job where jobname = 'vacuum-engagement-events'").fetchone()[0]
+        conn.execute("select cron.alter_job(%s, schedule := '0 12 * * *')", (jobid,))
+    try:
+        run = supagate("verify", "--stack", "prod", "--format", "json", "--no-health",
+                       env={"SUPABASE_DB_URL": app_url})
+    finally:
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute("select cron.alter_job(%s, schedule := '30 3 * * 0')", (jobid,))
+    assert run.returncode == 1
+    (failed,) = [c for c in json.loads(run.stdout)["checks"] if not c["ok"]]
+    assert failed["check"] == "cron-jobs"
+    assert "vacuum-engagement-events: schedule is '0 12 * * *', the stack says '30 3 * * 0'" in failed["detail"]
 
 
 def test_rls_switched_off_fails_naming_the_check_and_the_table(app_url):

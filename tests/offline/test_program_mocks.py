@@ -183,6 +183,49 @@ def test_the_health_function_gets_the_stacks_thresholds():
     assert all(f'Deno.env.get("{name}")' in source for name in thresholds)  # the names the function reads
 
 
+def test_operations_are_resources_and_the_monitoring_thresholds_reach_the_rules():
+    """Alert rules, channels and maintenance jobs (the stack's and supagate's own) register
+    under the Operations component, each holding the database URL as a secret; staging's
+    maxOverdueJobs is the overdue-jobs rule's threshold."""
+    config = stack_config("staging")
+    result = run_program("staging", config)
+    assert result["error"] is None
+    rules = {r["inputs"]["name"]: r for r in _of_type(result, "pulumi-python:dynamic/supabase:AlertRule")}
+    jobs = {r["inputs"]["name"]: r for r in _of_type(result, "pulumi-python:dynamic/supabase:CronJob")}
+    channels = {r["inputs"]["name"] for r in _of_type(result, "pulumi-python:dynamic/supabase:AlertChannel")}
+    assert channels == {"oncall", "issues"} and len(rules) == 12
+    assert rules["overdue-jobs"]["inputs"]["rule"]["threshold"] == 50
+    assert set(jobs) == {"vacuum-engagement-events", "vacuum-background-jobs", "refresh-latest-unified-metrics",
+                         "cleanup-rate-limits", "supagate-evaluate-alerts", "supagate-heartbeat",
+                         "supagate-purge-cron-history"}
+    assert jobs["vacuum-engagement-events"]["inputs"]["command"] == "VACUUM (ANALYZE) public.engagement_events"
+    assert "(04:30 Europe/Berlin)" in jobs["vacuum-engagement-events"]["inputs"]["next_runs"]
+    for resource in [*rules.values(), *jobs.values()]:
+        assert is_secret(resource["inputs"]["db_url"]) and "db_url" in resource["additional_secret_outputs"]
+    component = next(r for r in result["registrations"] if r["type"] == "supabase-platform:operations:Operations")
+    assert all(r["parent"] == component["urn"] for r in [*rules.values(), *jobs.values()])
+
+    config["monitoring"] = {**config["monitoring"], "maxOverdueJobs": 7}
+    rules = {r["inputs"]["name"]: r for r in _of_type(run_program("staging", config),
+                                                       "pulumi-python:dynamic/supabase:AlertRule")}
+    assert rules["overdue-jobs"]["inputs"]["rule"]["threshold"] == 7
+
+
+def test_rules_without_the_ops_schema_stop_the_preview():
+    from components.operations import operations_args
+    from supagate.config.loading import SettingsError, settings_from_stack_file
+    from supagate.migrations.files import load_migrations
+
+    settings = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml")
+    migrations = [m for m in load_migrations(APP / "supabase" / "migrations") if "supagate_ops" not in m.name]
+    with pytest.raises(SettingsError, match="Run `supagate ops init`"):
+        operations_args(settings, migrations)
+    # An app that only uses pg_cron from its migrations still gets history retention.
+    bare = settings.model_copy(update={"alerts": type(settings.alerts)(), "maintenance": type(settings.maintenance)()})
+    args = operations_args(bare, migrations)
+    assert list(args["jobs"]) == ["supagate-purge-cron-history"] and args["rules"] == []
+
+
 def test_invalid_config_names_every_bad_key_and_registers_nothing():
     config = stack_config("prod")
     config["projectRef"] = "Not-A-Ref"

@@ -1,0 +1,112 @@
+"""The `alerts` and `maintenance` settings: every mistake names its key and the fix before
+anything is registered; monitoring's thresholds reach the rules; two spellings of one rule
+are one canonical rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from supagate.config.loading import SettingsError, load_settings, settings_from_stack_file
+from tests.conftest import APP
+
+BASE = {"tier": "staging", "projectRef": "a" * 20}
+CHANNELS = {"hook": {"type": "webhook", "secret": "HOOK_URL"}, "issues": {"type": "githubIssue"}}
+SECRETS = {"HOOK_URL": "https://hooks.example.com/x"}
+
+
+def load(alerts=None, maintenance=None, **extra):
+    values = {**BASE, **extra}
+    if alerts is not None:
+        values["alerts"] = alerts
+        values.setdefault("alertSecrets", SECRETS)
+    if maintenance is not None:
+        values["maintenance"] = maintenance
+    return load_settings("staging", values, "Pulumi.staging.yaml")
+
+
+@pytest.mark.parametrize("alerts, message", [
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "overdueJob"}}},
+     "alerts.rules.x.kind: 'overdueJob' is not a kind"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "slowQueries", "meanMs": 5, "ms": 3}}},
+     "alerts.rules.x: unknown key 'ms' for kind slowQueries"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "connectionSaturation", "notify": ["pager"]}}},
+     "alerts.rules.x.notify names 'pager', which is not a channel"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "deadLetters", "window": "a day"}}},
+     "alerts.rules.x.window: 'a day' is not a duration"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "overdueJobs", "table": "jobs"}}},
+     "alerts.rules.x.table: 'jobs' is not schema.table"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "tableGrowth", "percent": 10}}},
+     "alerts.rules.x.table: required for a tableGrowth rule"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "sql", "query": "delete from public.t returning 1", "above": 1}}},
+     "alerts.rules.x.query: is a DELETE statement, not a SELECT"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "sql", "query": "select pg_sleep(1)", "above": 1}}},
+     "calls pg_sleep(), which changes state"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "sql", "query": "select 1; select 2", "above": 1}}},
+     "is 2 statements; a rule runs exactly one SELECT"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "sql",
+                                            "query": "with d as (delete from t returning 1) select count(*) from d", "above": 1}}},
+     "a data-modifying WITH (DELETE) writes"),
+    ({"channels": {"hook": {"type": "webhook"}}}, "a webhook channel names the alertSecrets entry"),
+    ({"channels": {"hook": {"type": "webhook", "secret": "MISSING_URL"}}},
+     "alerts.channels.hook uses MISSING_URL but alertSecrets has no value for it"),
+])
+def test_alert_mistakes_name_their_key(alerts, message):
+    with pytest.raises(SettingsError) as failure:
+        load(alerts)
+    assert message in str(failure.value)
+    assert "nothing was deployed" in str(failure.value)
+
+
+@pytest.mark.parametrize("maintenance, message", [
+    ({"jobs": {"v": {"schedule": "61 * * * *", "vacuumAnalyze": "public.t"}}},
+     "maintenance.jobs.v.schedule: '61 * * * *': minute 61 is outside 0-59"),
+    ({"jobs": {"v": {"schedule": "30 seconds", "call": "public.f"}}, "pgCronVersion": "1.4.2"},
+     "second schedules need pg_cron 1.5 or later"),
+    ({"jobs": {"v": {"schedule": "0 3 * * *", "vacuumAnalyze": "public.t", "call": "public.f"}}},
+     "a job has exactly one of vacuumAnalyze, refresh, call, sql (found vacuum_analyze, call)"),
+    ({"jobs": {"v": {"schedule": "0 3 * * *", "vacuumAnalyze": "public.t", "timeout": "5m"}}},
+     "maintenance.jobs.v.timeout: VACUUM-like commands run alone"),
+    ({"jobs": {"v": {"schedule": "0 3 * * *", "sql": "delete from a; delete from b"}}},
+     "maintenance.jobs.v.sql is 2 statements"),
+    ({"jobs": {"v": {"schedule": "0 3 * * *", "call": "cleanup"}}}, "call: 'cleanup' is not schema.name"),
+    ({"historyRetentionDays": 0}, "historyRetentionDays is 1-3650 days, or false"),
+    ({"displayTimezone": "Berlin"}, "'Berlin' is not an IANA time zone"),
+])
+def test_maintenance_mistakes_name_their_key(maintenance, message):
+    with pytest.raises(SettingsError) as failure:
+        load(maintenance=maintenance)
+    assert message in str(failure.value)
+
+
+def test_monitoring_thresholds_are_the_default_rules_thresholds():
+    """monitoring.maxOverdueJobs / maxDeadLetters24h change the rules (they were inert keys)."""
+    settings = load({"channels": CHANNELS, "defaults": {"notify": ["issues"]},
+                     "rules": {"jobs": {"kind": "overdueJobs"}}},
+                    monitoring={"maxOverdueJobs": 50, "maxDeadLetters24h": 20})
+    rules = {r["name"]: r for r in settings.alert_rules()}
+    assert rules["jobs"]["threshold"] == 50
+    assert rules["dead-letters"]["threshold"] == 20 and rules["dead-letters"]["kind"] == "deadLetters"
+    explicit = load({"channels": CHANNELS, "rules": {"jobs": {"kind": "overdueJobs", "above": 3}}},
+                    monitoring={"maxOverdueJobs": 50})
+    assert {r["name"]: r["threshold"] for r in explicit.alert_rules()}["jobs"] == 3
+    assert load().alert_rules() == []  # no channels, no rules: nothing added behind the stack's back
+
+
+def test_two_spellings_of_a_rule_are_one_canonical_rule():
+    a = load({"channels": CHANNELS, "rules": {"r": {"kind": "avgQueryTime", "ms": 100, "window": "15m", "for": "1h"}}})
+    b = load({"channels": CHANNELS, "rules": {"r": {"kind": "avgQueryTime", "ms": 100.0, "window": "900s",
+                                                    "for": "60m"}}})
+    assert [r for r in a.alert_rules() if r["name"] == "r"] == [r for r in b.alert_rules() if r["name"] == "r"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_test_apps_stacks_declare_what_its_guides_ask(stack):
+    settings = settings_from_stack_file(stack, APP / f"Pulumi.{stack}.yaml")
+    kinds = {r["kind"] for r in settings.alert_rules()}
+    assert {"overdueJobs", "deadLetters", "slowQueries", "connectionSaturation", "cronFailures",
+            "schedulerHeartbeat"} <= kinds
+    jobs = settings.maintenance.jobs
+    assert jobs["vacuum-engagement-events"].vacuum_analyze == "public.engagement_events"
+    assert jobs["refresh-latest-unified-metrics"].call == "analytics.refresh_latest_unified_metrics"
+    assert jobs["cleanup-rate-limits"].call == "public.cleanup_rate_limits"
+    assert settings.maintenance.history_retention_days == 14

@@ -1,0 +1,82 @@
+"""The operations stack policies through the real pack process: a rule nobody hears, a
+critical production rule that pages nobody, a production stack that does not watch what
+the guides list, and pg_cron history nobody purges."""
+
+from __future__ import annotations
+
+from supagate.offline.resource_types import ALERT_CHANNEL, ALERT_RULE, CRON_JOB, MIGRATIONS
+from tests.pack.test_policy_pack import _expected_level, _resource
+
+
+def _rule(stack, name, kind, notify, severity="warning", tier="production"):
+    return _resource(stack, ALERT_RULE, f"operations-rule-{name}", {
+        "name": name, "tier": tier, "rule": {"name": name, "kind": kind, "params": {}, "threshold": 1,
+                                             "severity": severity, "notify": notify}}, ["db_url"])
+
+
+def _channel(stack, name, type_):
+    return _resource(stack, ALERT_CHANNEL, f"operations-channel-{name}", {"name": name, "type": type_}, ["db_url"])
+
+
+def _covering(stack, notify):
+    return [_rule(stack, kind.lower(), kind, notify, "critical")
+            for kind in ("overdueJobs", "deadLetters", "connectionSaturation", "cronFailures", "schedulerHeartbeat")]
+
+
+def _migrations(stack):
+    return _resource(stack, MIGRATIONS, "database-migrations", {"migrations": [], "exposed_schemas": ["public"]},
+                     ["db_url"])
+
+
+def _job(stack, name, command):
+    return _resource(stack, CRON_JOB, f"operations-job-{name}", {"name": name, "schedule": "0 3 * * *",
+                                                                  "command": command}, ["db_url"])
+
+
+def _by(found, policy):
+    return [v for v in found if v.rule == policy]
+
+
+def test_a_well_formed_stack_passes(pack):
+    stack, running, _ = pack
+    resources = [_migrations(stack), _channel(stack, "oncall", "webhook"), _channel(stack, "issues", "githubIssue"),
+                 *_covering(stack, ["oncall", "issues"]),
+                 _job(stack, "purge", "delete from cron.job_run_details where end_time < now() - interval '14 days'")]
+    found = [v for v in running.analyze_stack(resources) if v.rule.startswith(("supabase-alerts", "supabase-cron"))]
+    assert found == []
+
+
+def test_a_rule_nobody_hears(pack):
+    stack, running, _ = pack
+    resources = [_migrations(stack), _channel(stack, "issues", "githubIssue"), *_covering(stack, ["issues"]),
+                 _rule(stack, "lonely", "sql", []), _rule(stack, "typo", "sql", ["isssues"])]
+    found = _by(running.analyze_stack(resources), "supabase-alerts-require-channel")
+    assert len(found) == 2
+    assert any("Alert rule lonely notifies no declared channel" in v.message for v in found)
+    assert any("Alert rule typo notifies no declared channel (isssues)" in v.message for v in found)
+    assert {v.enforcement for v in found} == {_expected_level(stack, "supabase-alerts-require-channel")}
+
+
+def test_a_critical_production_rule_must_page_someone(pack):
+    stack, running, _ = pack
+    resources = [_migrations(stack), _channel(stack, "issues", "githubIssue"), *_covering(stack, ["issues"]),
+                 _rule(stack, "staging-only", "sql", ["issues"], "critical", tier="staging")]
+    found = _by(running.analyze_stack(resources), "supabase-alerts-require-paging-channel")
+    assert len(found) == 5 and all("only opens GitHub issues" in v.message for v in found)
+    assert {v.enforcement for v in found} == {_expected_level(stack, "supabase-alerts-require-paging-channel")}
+
+
+def test_a_stack_that_does_not_watch_what_the_guides_list(pack):
+    stack, running, _ = pack
+    resources = [_migrations(stack), _channel(stack, "oncall", "webhook"),
+                 _rule(stack, "conns", "connectionSaturation", ["oncall"], "critical")]
+    (found,) = _by(running.analyze_stack(resources), "supabase-alerts-require-coverage")
+    assert "overdueJobs, deadLetters, cronFailures, schedulerHeartbeat" in found.message
+    assert found.enforcement == _expected_level(stack, "supabase-alerts-require-coverage")
+
+
+def test_pg_cron_history_nobody_purges(pack):
+    stack, running, _ = pack
+    found = _by(running.analyze_stack([_migrations(stack), _job(stack, "vacuum", "VACUUM (ANALYZE) public.t")]),
+                "supabase-cron-require-history-retention")
+    assert len(found) == 1 and "never cleans" in found[0].message
