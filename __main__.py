@@ -34,7 +34,8 @@ if settings.is_production:
     preflight = {
         "limits": {"max_transaction_age_seconds": settings.monitoring.max_transaction_age_seconds,
                    "max_connections_percent": settings.monitoring.max_connections_percent,
-                   "max_backup_age_hours": settings.backups.max_backup_age_hours},
+                   "max_backup_age_hours": settings.backups.max_backup_age_hours,
+                   "require_pitr": settings.backups.pitr_enabled},
         "api": {"project_ref": settings.project_ref, "api_url": settings.management_api_url,
                 "access_token": config.require_secret("supabaseAccessToken")},
     }

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import DiffResult, ReadResult, Resource
 
-from components.providers.cron_job import _connected
+from components.providers.database_rows import NamedRowProvider, connected
 from supagate.offline.resource_types import engine_values
 
 
-class AlertRuleProvider(ResourceProvider):
+class AlertRuleProvider(NamedRowProvider):
     @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = olds.get("rule") != news.get("rule") or olds.get("db_url") != news.get("db_url")
@@ -32,15 +32,7 @@ class AlertRuleProvider(ResourceProvider):
             alerts.sync_rules(conn, [props["rule"]], set())
             return {**props, "drift": [], "state": "inactive"}
 
-        return _connected(props, work)
-
-    @engine_values
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=props["name"], outs=self._apply(props))
-
-    @engine_values
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._apply(news))
+        return connected(props, work)
 
     @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -57,16 +49,16 @@ class AlertRuleProvider(ResourceProvider):
             state = conn.execute("select state from ops.alert_state where rule = %s", (props["name"],)).fetchone()
             return {**props, "drift": drift, "state": state[0] if state else "inactive"}
 
-        return ReadResult(id_, _connected(props, work))
+        return ReadResult(id_, connected(props, work))
 
     @engine_values
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from supagate.ops import alerts
 
-        _connected(props, lambda conn: alerts.sync_rules(conn, [], {props["name"]}))
+        connected(props, lambda conn: alerts.sync_rules(conn, [], {props["name"]}))
 
 
-class AlertChannelProvider(ResourceProvider):
+class AlertChannelProvider(NamedRowProvider):
     @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = ("type", "secret", "sign_with", "labels", "db_url")
@@ -77,21 +69,13 @@ class AlertChannelProvider(ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         from supagate.ops import alerts
 
-        return _connected(props, lambda conn: alerts.sync_channels(conn, {props["name"]: props}, set()) or props)
-
-    @engine_values
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=props["name"], outs=self._apply(props))
-
-    @engine_values
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._apply(news))
+        return connected(props, lambda conn: alerts.sync_channels(conn, {props["name"]: props}, set()) or props)
 
     @engine_values
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from supagate.ops import alerts
 
-        _connected(props, lambda conn: alerts.sync_channels(conn, {}, {props["name"]}))
+        connected(props, lambda conn: alerts.sync_channels(conn, {}, {props["name"]}))
 
 
 class AlertRule(Resource, module="supabase", name="AlertRule"):

@@ -11,28 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, \
-    UpdateResult
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, Resource
 
+from components.providers.database_rows import NamedRowProvider, connected
 from supagate.offline.resource_types import engine_values
-from supagate.secrets import redact
 
 _DESIRED = ("schedule", "command", "active")
 
 
-def _connected(props: dict[str, Any], work):
-    from supagate.postgres.connect import connect
-
-    url = props["db_url"]
-    try:
-        with connect(url) as conn:
-            return work(conn)
-    except Exception as exc:
-        # Never let the connection string reach the engine's logs.
-        raise Exception(redact(str(exc), url)) from None
-
-
-class CronJobProvider(ResourceProvider):
+class CronJobProvider(NamedRowProvider):
     @engine_values
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Schedules are checked before anything runs (the target's pg_cron version is
@@ -61,15 +48,7 @@ class CronJobProvider(ResourceProvider):
                                          bool(props.get("active", True)))
             return {**props, **state.outputs(), "adopted": adopted}
 
-        return _connected(props, work)
-
-    @engine_values
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=props["name"], outs=self._apply(props))
-
-    @engine_values
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._apply(news))
+        return connected(props, work)
 
     @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -81,13 +60,13 @@ class CronJobProvider(ResourceProvider):
                 return {**props, "jobid": None, "drift": [f"job {props['name']} is not in cron.job"]}
             return {**props, **state.outputs()}
 
-        return ReadResult(id_, _connected(props, work))
+        return ReadResult(id_, connected(props, work))
 
     @engine_values
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from supagate.ops import cron
 
-        _connected(props, lambda conn: cron.unschedule(conn, props["name"], props.get("jobid")))
+        connected(props, lambda conn: cron.unschedule(conn, props["name"], props.get("jobid")))
 
 
 class CronJob(Resource, module="supabase", name="CronJob"):

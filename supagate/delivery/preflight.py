@@ -31,6 +31,7 @@ class Limits:
     max_transaction_age_seconds: int = 300
     max_connections_percent: int = 80
     max_backup_age_hours: int = 24
+    require_pitr: bool = False  # backups.pitrEnabled: the stack counts on point-in-time recovery
 
 
 def pre_deploy_findings(url: str, limits: Limits, api_inputs: dict[str, Any] | None = None,
@@ -41,7 +42,7 @@ def pre_deploy_findings(url: str, limits: Limits, api_inputs: dict[str, Any] | N
         failures += _transactions(conn, limits.max_transaction_age_seconds)
         failures += _connections(conn, limits.max_connections_percent)
     if api_inputs and api_inputs.get("access_token"):
-        failures += _backups(api_inputs, limits.max_backup_age_hours, now or time.time())
+        failures += _backups(api_inputs, limits.max_backup_age_hours, now or time.time(), limits.require_pitr)
     return failures
 
 
@@ -77,13 +78,17 @@ def _connections(conn: psycopg.Connection, limit_percent: int) -> list[Finding]:
     return []
 
 
-def _backups(api_inputs: dict[str, Any], max_age_hours: int, now: float) -> list[Finding]:
+def _backups(api_inputs: dict[str, Any], max_age_hours: int, now: float, require_pitr: bool = False) -> list[Finding]:
     ref = api_inputs["project_ref"]
     try:
         with from_inputs(api_inputs) as api:
             backups = api.get(f"/v1/projects/{ref}/database/backups") or {}
     except ApiError as exc:
         return [_failed("backup", f"could not read the project's backups ({str(exc).splitlines()[0]})")]
+    if require_pitr and backups.get("pitr_enabled") is not True:
+        # A declared recovery plan that does not exist is worse than none: say so before migrating.
+        return [_failed("backup", f"the stack declares backups.pitrEnabled but project {ref} has no point-in-time "
+                        "recovery; enable the PITR add-on (Project Settings > Add-ons) or set pitrEnabled: false")]
     newest = None
     if backups.get("pitr_enabled"):
         newest = (backups.get("physical_backup_data") or {}).get("latest_physical_backup_date_unix")

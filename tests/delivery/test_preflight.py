@@ -74,6 +74,18 @@ def test_backups_through_the_api(db_url, fake):
     assert "no completed backup" in check(db_url, Limits(), _api(fake))[0]
 
 
+def test_a_stack_that_counts_on_pitr_needs_it(db_url, fake):
+    """backups.pitrEnabled was an inert key: now a prod deploy stops when the project has no PITR."""
+    path = f"/v1/projects/{REF}/database/backups"
+    now = time.time()
+    fake.on("GET", path, (200, {"region": "eu", "walg_enabled": True, "pitr_enabled": False, "physical_backup_data": {},
+                                "backups": [{"id": 1, "is_physical_backup": True, "status": "COMPLETED",
+                                             "inserted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))}]}))
+    assert check(db_url, Limits(), _api(fake), now=now) == []  # a fresh daily backup is enough without the key
+    (failure,) = check(db_url, Limits(require_pitr=True), _api(fake), now=now)
+    assert "declares backups.pitrEnabled but project" in failure and "no point-in-time recovery" in failure
+
+
 def test_migrations_provider_stops_before_applying_anything(db_url, tmp_path):
     src = write_migrations(tmp_path, {"20250101000000_a.sql": "create table preflight_a (id int);"})
     props = {"db_url": db_url, "migrations": migration_inputs(load_migrations(src)),

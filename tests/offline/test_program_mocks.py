@@ -301,6 +301,8 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
         assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
         migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
         assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
+        # backups.pitrEnabled: true reaches the pre-deploy checks
+        assert migrations["inputs"]["preflight"]["value"]["limits"]["require_pitr"] is True
     else:
         assert "database-snapshot" not in commands
 
