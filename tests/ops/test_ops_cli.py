@@ -150,3 +150,31 @@ def test_the_test_apps_ops_migration_is_this_versions_sql():
     assert migration.read_text() == ops_sql()
     assert f"create function ops.version() returns integer language sql immutable set search_path = '' " \
            f"as $$ select {OPS_VERSION} $$;" in ops_sql()
+
+
+def test_ops_status_lists_jobs_firing_alerts_and_undeclared_jobs(ops_url, tmp_path):
+    from supagate.ops import cron
+
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        cron.ensure(conn, "status-declared", "0 4 * * *", "select 1")
+        cron.ensure(conn, "status-by-hand", "0 5 * * *", "select 1")
+        jobid = conn.execute("select jobid from cron.job where jobname = 'status-declared'").fetchone()[0]
+        conn.execute("insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, status, "
+                     "return_message, start_time, end_time) values (%s, nextval('cron.runid_seq'), 1, 'postgres', "
+                     "'postgres', 'select 1', 'failed', 'ERROR: boom', now() - interval '1 hour', "
+                     "now() - interval '59 minutes')", (jobid,))
+    stack = _stack_file(tmp_path, {"cli-status": {"kind": "sql", "query": "select 1", "above": 0}})
+    document = yaml.safe_load(stack.read_text())
+    document["config"]["supabase-platform:maintenance"] = {"jobs": {"status-declared": {
+        "schedule": "0 4 * * *", "sql": "select 1"}}}
+    stack.write_text(yaml.safe_dump(document))
+    env = {"SUPABASE_DB_URL": ops_url}
+    supagate("alerts", "evaluate", "--stack", "cli", "--stack-file", str(stack), env=env)
+    done = supagate("ops", "status", "--stack", "cli", "--stack-file", str(stack), "--format", "json", env=env)
+    assert done.returncode == 1  # an alert is firing
+    report = json.loads(done.stdout)
+    job = next(j for j in report["jobs"] if j["name"] == "status-declared")
+    assert job["last_status"] == "failed" and job["failures_24h"] == 1 and job["last_message"] == "ERROR: boom"
+    assert any(a["rule"] == "cli-status" and a["state"] == "firing" for a in report["alerts"])
+    assert any(u.startswith("status-by-hand (jobid") for u in report["undeclared_jobs"])
+    assert not any(u.startswith("status-declared") for u in report["undeclared_jobs"])

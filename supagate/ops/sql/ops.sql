@@ -87,6 +87,7 @@ create table ops.counter_samples (
   value numeric not null,
   primary key (metric, key, taken_at)
 );
+create index counter_samples_time_idx on ops.counter_samples (metric, taken_at);
 
 create table ops.heartbeat (
   source text primary key,
@@ -317,22 +318,34 @@ declare
   event text;
   kinds text[];
   tables text[];
-  longest interval;
 begin
   perform set_config('ops.eval_at', coalesce(p_at, now())::text, true);
   at := ops.now();
   rules := coalesce(p_rules, (select coalesce(jsonb_agg(to_jsonb(x)), '[]') from ops.alert_rules x));
   select array_agg(distinct e ->> 'kind'),
-         array_agg(distinct e -> 'params' ->> 'table') filter (where e ->> 'kind' = 'tableGrowth'),
-         max(ops._param_interval(e -> 'params', 'window', '15 minutes'))
-    into kinds, tables, longest
+         array_agg(distinct e -> 'params' ->> 'table') filter (where e ->> 'kind' = 'tableGrowth')
+    into kinds, tables
     from jsonb_array_elements(rules) e;
   begin
     perform ops.sample_counters(coalesce(kinds, '{}'), tables);
   exception when others then
     failure := sqlerrm;  -- reported by every rule that reads a counter, below
   end;
-  delete from ops.counter_samples where taken_at < at - greatest(longest, interval '1 hour') - interval '1 hour';
+  -- Keep each metric's samples for the longest window that reads it (+10 min): per-statement
+  -- samples are hundreds of rows a minute, and only the slow-query windows need them.
+  with keep as (
+    select m.metric, max(ops._param_interval(e -> 'params', 'window', '15 minutes')) as span
+      from jsonb_array_elements(rules) e
+      join (values ('slowQueries', 'stmt_calls'), ('slowQueries', 'stmt_ms'), ('avgQueryTime', 'stmt_calls'),
+                   ('avgQueryTime', 'stmt_ms'), ('rollbackRatio', 'db_commit'), ('rollbackRatio', 'db_rollback'),
+                   ('sessionsFatal', 'db_sessions_fatal'), ('tableGrowth', 'table_bytes')) m(kind, metric)
+        on m.kind = e ->> 'kind'
+     group by m.metric)
+  , gone as (
+    delete from ops.counter_samples c using keep k
+     where c.metric = k.metric and c.taken_at < at - k.span - interval '10 minutes')
+  delete from ops.counter_samples c  -- metrics no rule reads any more
+   where c.taken_at < at - interval '10 minutes' and not exists (select 1 from keep k where k.metric = c.metric);
 
   for r in select * from jsonb_array_elements(rules) loop
     insert into ops.alert_state (rule) values (r ->> 'name') on conflict do nothing;
