@@ -104,3 +104,5 @@ pulumi.export("functionVersions", project.function_versions)
 pulumi.export("exposedSchemas", list(settings.exposed_schemas))
 pulumi.export("appliedMigrations", database.applied_versions)
 pulumi.export("migrationChecksums", database.migration_checksums)
+# Where each flag's rollout stands, as the database holds it (an auto rollout moves on its own).
+pulumi.export("flagRollouts", operations.flag_rollouts if operations else {})

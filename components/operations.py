@@ -11,6 +11,7 @@ import pulumi
 
 from components.providers.alerting import AlertChannel, AlertRule
 from components.providers.cron_job import CronJob
+from components.providers.feature_flag import FeatureFlag
 from supagate.ops.schedule import preview
 
 
@@ -20,6 +21,7 @@ class OperationsArgs:
     rules: list[dict[str, Any]]  # canonical (supagate/ops/kinds.py)
     channels: dict[str, dict[str, Any]]  # name -> {type, secret, sign_with, labels}
     jobs: dict[str, dict[str, Any]]  # name -> {schedule, command, active}
+    flags: list[dict[str, Any]] = field(default_factory=list)  # canonical (supagate/ops/flags.py)
     display_timezone: str = ""
     tier: str = "development"
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -44,8 +46,16 @@ class Operations(pulumi.ComponentResource):
                                                # schedules run in UTC: the preview says when that is locally
                                                "next_runs": preview(spec["schedule"], args.display_timezone)}, child)
             for job, spec in args.jobs.items()}
+        # Flags after the rules: their guards are rules.
+        self.flags = {
+            flag["key"]: FeatureFlag(f"{name}-flag-{flag['key']}",
+                                     {"db_url": url, "name": flag["key"], "flag": flag, "tier": args.tier},
+                                     pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on,
+                                                                                     *self.rules.values()]))
+            for flag in args.flags}
+        self.flag_rollouts = {key: {"step": f.step, "enteredAt": f.step_entered_at} for key, f in self.flags.items()}
         self.register_outputs({"jobs": {job: resource.jobid for job, resource in self.jobs.items()},
-                               "rules": sorted(self.rules)})
+                               "rules": sorted(self.rules), "flags": self.flag_rollouts})
 
 
 def operations_args(settings, migrations) -> dict[str, Any] | None:
@@ -55,17 +65,20 @@ def operations_args(settings, migrations) -> dict[str, Any] | None:
     from supagate.config.loading import SettingsError
     from supagate.ops.cron import migration_jobs, stack_jobs
 
+    from supagate.ops.flags import canonical
+
     rules = settings.alert_rules()
-    if not (rules or settings.maintenance.jobs or migration_jobs([m.sql for m in migrations])):
+    flags = [canonical(key, flag) for key, flag in settings.feature_flags.items()]
+    if not (rules or flags or settings.maintenance.jobs or migration_jobs([m.sql for m in migrations])):
         return None
     jobs = stack_jobs(settings, rules)
-    needs_ops = bool(rules) or any("ops.run_job" in job["command"] for job in jobs.values())
+    needs_ops = bool(rules or flags) or any("ops.run_job" in job["command"] for job in jobs.values())
     if needs_ops and not any("create function ops.version()" in m.sql for m in migrations):
-        raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules or maintenance jobs, which need the "
-                            f"ops schema, and no migration in {settings.migrations.directory} creates it.\n"
+        raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules, feature flags or maintenance jobs, "
+                            f"which need the ops schema, and no migration in {settings.migrations.directory} creates it.\n"
                             "Run `supagate ops init` (it writes that migration), review it, and deploy it with the "
                             "others; nothing was deployed.")
     channels = {name: {"type": c.type, "secret": c.secret, "sign_with": c.sign_with, "labels": list(c.labels)}
                 for name, c in settings.alerts.channels.items()}
-    return {"rules": rules, "channels": channels, "jobs": jobs, "tier": settings.tier,
+    return {"rules": rules, "channels": channels, "jobs": jobs, "flags": flags, "tier": settings.tier,
             "display_timezone": settings.maintenance.display_timezone}

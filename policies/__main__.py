@@ -13,6 +13,9 @@ import cron_jobs
 import cron_retention
 import database_network
 import database_ssl
+import flags_guards
+import flags_plan
+import flags_safety
 import functions_jwt
 import github_environment
 import migration_checksums
@@ -42,5 +45,8 @@ PolicyPack(
         alerts_coverage.policy,
         cron_jobs.policy,
         cron_retention.policy,
+        flags_safety.policy,
+        flags_plan.policy,
+        flags_guards.policy,
     ],
 )

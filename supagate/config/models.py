@@ -117,10 +117,68 @@ class StorageSettings(_Model):
 
 
 class FeatureFlag(_Model):
+    """A flag: `kind` release (rolled out by a plan), safety (on for everyone, always) or ops.
+    A plan is a preset (internal-10-50-100, canary-5-25-50-100) or steps ([internal, 5, 25,
+    100]); `step` is where the stack wants it. Without a plan, rolloutPercentage is the one step."""
+    kind: Literal["release", "safety", "ops"] = "release"
     enabled: bool = False
-    rollout_percentage: int = Field(100, ge=0, le=100)
-    audience: Literal["everyone", "coaches", "members"] = "everyone"
+    rollout_percentage: float = Field(100, ge=0, le=100)
+    audience: str = Field("everyone", pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
+    plan: str | tuple[str | float, ...] = ""
+    step: int | None = Field(None, ge=0)
+    soak: str = "0s"
+    paused: bool = False
+    advance: Literal["manual", "auto"] = "manual"
+    guards: tuple[str, ...] = ()
+    internal_users: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safety_defaults_on(cls, data):
+        # A safety flag, or one with a rollout plan, is meant to be on: say `enabled: false` to stop it.
+        if isinstance(data, dict) and "enabled" not in data and (data.get("kind") == "safety" or data.get("plan")):
+            return {**data, "enabled": True}
+        return data
+
+    def plan_steps(self) -> list[int]:
+        from supagate.ops.flags import INTERNAL, PRESETS
+
+        if isinstance(self.plan, str) and self.plan:
+            return list(PRESETS[self.plan])
+        if self.plan:
+            return [INTERNAL if step == "internal" else round(float(step) * 100) for step in self.plan]
+        return [round(self.rollout_percentage * 100)]
+
+    def current_step(self) -> int:
+        return self.step or 0
+
+    @model_validator(mode="after")
+    def _rules(self):
+        from supagate.ops.flags import PRESETS, plan_problems
+        from supagate.ops.kinds import seconds
+
+        seconds(self.soak, "soak")
+        if isinstance(self.plan, str) and self.plan and self.plan not in PRESETS:
+            raise ValueError(f"plan {self.plan!r} is not a preset ({', '.join(PRESETS)}) or a list of steps")
+        if not isinstance(self.plan, str) and any(
+                isinstance(s, str) and s != "internal" for s in self.plan):
+            raise ValueError("plan steps are percentages or 'internal'")
+        if self.kind == "safety":
+            wrong = [what for what, bad in (("enabled: false", not self.enabled), ("paused", self.paused),
+                                            ("a plan", bool(self.plan) or self.step is not None),
+                                            ("a partial rollout", self.rollout_percentage < 100),
+                                            (f"audience {self.audience}", self.audience != "everyone"),
+                                            ("auto advance", self.advance != "manual")) if bad]
+            if wrong:
+                raise ValueError(f"a safety flag stays on for everyone; remove {', '.join(wrong)}")
+        if self.plan:
+            problems = plan_problems("", self.plan_steps())
+            if problems:
+                raise ValueError("; ".join(p.removeprefix("featureFlags.: ") for p in problems))
+        if self.step is not None and self.step >= len(self.plan_steps()):
+            raise ValueError(f"step {self.step} is past the plan's last step ({len(self.plan_steps()) - 1})")
+        return self
 
 
 class MigrationSettings(_Model):
@@ -264,6 +322,15 @@ class Settings(_Model):
                 if key and key not in self.alert_secrets:
                     problems.append(f"alerts.channels.{name} uses {key} but alertSecrets has no value for it "
                                     f"(pulumi config set --secret --path 'alertSecrets.{key}' VALUE)")
+        rule_names = {r["name"] for r in self.alert_rules()} if any(f.guards for f in self.feature_flags.values()) \
+            else set()
+        for key, flag in self.feature_flags.items():
+            if not re.match(r"^[a-z][a-z0-9_]*$", key):
+                problems.append(f"featureFlags.{key}: flag keys are lower-case letters, digits and _")
+            unknown = [g for g in flag.guards if g not in rule_names]
+            if unknown:
+                problems.append(f"featureFlags.{key}.guards names {unknown[0]!r}, which is not an alert rule "
+                                "(alerts.rules)")
         for slug, override in self.functions.items():
             if override.verify_jwt is False and not override.signature_header:
                 problems.append(f"functions.{slug}: verifyJwt is false without a signatureHeader; "

@@ -47,6 +47,9 @@ SETTING_POLICIES: dict[str, tuple[str, str, str]] = {
     "supabase-alerts-require-coverage": (MANDATORY, ADVISORY, ADVISORY),
     "supabase-cron-schedule-valid": (MANDATORY, MANDATORY, MANDATORY),
     "supabase-cron-require-history-retention": (MANDATORY, ADVISORY, ADVISORY),
+    "supabase-flags-safety-always-on": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-flags-plan-valid": (MANDATORY, MANDATORY, ADVISORY),
+    "supabase-flags-guards-exist": (MANDATORY, MANDATORY, ADVISORY),
 }
 _TIER_INDEX = {PRODUCTION: 0, STAGING: 1, DEVELOPMENT: 2}
 # The rules the pack re-analyses from the SQL in the Migrations inputs, one policy each.

@@ -125,9 +125,23 @@ def _stack_outputs(root: Path, settings: Settings, staging_outputs: Path | None,
 def summary(registration: dict) -> str:
     """What an operations resource will do, for the plan's reader: a job's schedule and next
     runs, a rule's condition."""
-    from supagate.offline.resource_types import ALERT_RULE, CRON_JOB
+    from supagate.offline.resource_types import ALERT_RULE, CRON_JOB, FEATURE_FLAG
 
     inputs = registration.get("inputs") or {}
+    flag = inputs.get("flag") if registration["type"] == FEATURE_FLAG else None
+    if isinstance(flag, dict):
+        from supagate.ops.flags import describe
+
+        if flag.get("kind") == "safety":
+            return "safety: on for everyone, always"
+        steps = [int(s) for s in flag.get("steps") or []]  # protobuf numbers arrive as floats
+        step = int(flag.get("step") or 0)
+        where = describe(steps[step]) if step < len(steps) else "?"
+        state = "off" if not flag.get("enabled") else "paused" if flag.get("paused") else f"at {where}"
+        plan = " -> ".join(describe(s) for s in steps) if len(steps) > 1 else ""
+        return (f"{flag.get('kind')} {state}" + (f", step {step} of {plan}" if plan else "")
+                + (f", soak {flag.get('soak')}" if plan else "")
+                + (f", guards {', '.join(flag['guards'])}" if flag.get("guards") else ""))
     if registration["type"] == CRON_JOB:
         return f"{inputs.get('schedule')} UTC; next {inputs.get('next_runs')}"
     rule = inputs.get("rule") if registration["type"] == ALERT_RULE else None

@@ -16,6 +16,8 @@ Input shapes (keys as the engine sees them):
 - CronJob: db_url (secret), name, schedule (UTC), command, active, display_timezone, next_runs.
 - AlertRule: db_url (secret), name, tier, rule (canonical: supagate/ops/kinds.py).
 - AlertChannel: db_url (secret), name, type, secret and sign_with (names in alertSecrets), labels.
+- FeatureFlag: db_url (secret), name, tier, flag (canonical: supagate/ops/flags.py: key, kind, salt, enabled,
+  audience, steps [basis points; -1 internal], step, soak, paused, advance, guards, internal_users).
 - GitHub environments are pulumi-github's own RepositoryEnvironment resources.
 """
 
@@ -32,13 +34,15 @@ FUNCTION_SECRETS = "pulumi-python:dynamic/supabase:FunctionSecrets"
 CRON_JOB = "pulumi-python:dynamic/supabase:CronJob"
 ALERT_RULE = "pulumi-python:dynamic/supabase:AlertRule"
 ALERT_CHANNEL = "pulumi-python:dynamic/supabase:AlertChannel"
+FEATURE_FLAG = "pulumi-python:dynamic/supabase:FeatureFlag"
 GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
 
 # Inputs that hold secrets and so must be declared additional secret outputs.
 SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
                  PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",),
-                 CRON_JOB: ("db_url",), ALERT_RULE: ("db_url",), ALERT_CHANNEL: ("db_url",)}
+                 CRON_JOB: ("db_url",), ALERT_RULE: ("db_url",), ALERT_CHANNEL: ("db_url",),
+                 FEATURE_FLAG: ("db_url",)}
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:

@@ -23,14 +23,18 @@ _OUTSIDE_TRANSACTION = re.compile(r"^\s*(vacuum|create\s+(unique\s+)?index\s+con
 
 
 # supagate's own jobs: alert evaluation, the scheduler heartbeat, pg_cron history retention.
-BUILTIN_JOBS = EVALUATE_JOB, HEARTBEAT_JOB, RETENTION_JOB = (
-    "supagate-evaluate-alerts", "supagate-heartbeat", "supagate-purge-cron-history")
+BUILTIN_JOBS = EVALUATE_JOB, HEARTBEAT_JOB, RETENTION_JOB, ROLLOUT_JOB = (
+    "supagate-evaluate-alerts", "supagate-heartbeat", "supagate-purge-cron-history", "supagate-advance-rollouts")
 
 
-def builtin_jobs(has_rules: bool, retention_days: int | bool) -> dict[str, dict[str, Any]]:
-    """supagate's own jobs: evaluation and heartbeat every minute when there are rules, and
-    the daily purge of pg_cron's run history (it is never cleaned otherwise)."""
+def builtin_jobs(has_rules: bool, retention_days: int | bool, auto_rollouts: bool = False) -> dict[str, dict[str, Any]]:
+    """supagate's own jobs: evaluation and heartbeat every minute when there are rules, auto
+    rollouts every 5 minutes when a flag advances on its own, and the daily purge of
+    pg_cron's run history (it is never cleaned otherwise)."""
     jobs: dict[str, dict[str, Any]] = {}
+    if auto_rollouts:
+        jobs[ROLLOUT_JOB] = {"schedule": "*/5 * * * *", "command": "select count(*) from ops.advance_rollouts()",
+                             "active": True}
     if has_rules:
         jobs[EVALUATE_JOB] = {"schedule": "* * * * *", "command": "select count(*) from ops.evaluate_alerts()",
                               "active": True}
@@ -48,7 +52,8 @@ def stack_jobs(settings, rules: list) -> dict[str, dict[str, Any]]:
     stack's own override a built-in of the same name."""
     declared = {name: {"schedule": job.schedule, "command": command(name, job), "active": job.active}
                 for name, job in settings.maintenance.jobs.items()}
-    return {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days), **declared}
+    auto = any(f.advance == "auto" for f in settings.feature_flags.values())
+    return {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days, auto), **declared}
 
 
 class CronError(Exception):

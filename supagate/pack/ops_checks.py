@@ -8,7 +8,7 @@ import re
 from typing import Any, Iterable
 
 from supagate.findings import Finding
-from supagate.offline.resource_types import ALERT_CHANNEL, ALERT_RULE, CRON_JOB, MIGRATIONS
+from supagate.offline.resource_types import ALERT_CHANNEL, ALERT_RULE, CRON_JOB, FEATURE_FLAG, MIGRATIONS
 from supagate.pack.checks import _unreadable, _violation, plain
 
 # What a production stack must watch (the deployment guides' checklist items).
@@ -114,3 +114,71 @@ def cron_retention_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -
     return [_violation("cron-retention", "(stack)", "The stack schedules pg_cron jobs and nothing purges "
                        "cron.job_run_details, which pg_cron never cleans (one row per run, forever).",
                        "Keep maintenance.historyRetentionDays (default 14) instead of false.")]
+
+
+def _flag(props: dict[str, Any]) -> dict[str, Any] | None:
+    flag = plain(props.get("flag"))
+    return flag if isinstance(flag, dict) and isinstance(flag.get("key"), str) else None
+
+
+def flag_safety_violations(props: dict[str, Any]) -> list[Finding]:
+    """A safety flag is on for everyone: enabled, not paused, one step at 100%, audience everyone."""
+    flag = _flag(props)
+    if flag is None:
+        return [_unreadable("flags-safety", str(props.get("name")), "the feature flag", props.get("flag"),
+                            "Declare the flag under featureFlags in the stack file.")]
+    if flag.get("kind") != "safety":
+        return []
+    steps = flag.get("steps") if isinstance(flag.get("steps"), list) else None
+    wrong = [what for what, bad in (("disabled", flag.get("enabled") is not True), ("paused", flag.get("paused") is not False),
+                                    ("rolled out partially", steps != [10000] or flag.get("step") != 0),
+                                    (f"limited to {flag.get('audience')}", flag.get("audience") != "everyone"))
+             if bad]
+    if not wrong:
+        return []
+    return [_violation("flags-safety", flag["key"], f"Safety flag {flag['key']} is {', '.join(wrong)}: safety "
+                       "features stay on for everyone.", "Keep the flag as `kind: safety` with no other keys.")]
+
+
+def flag_plan_violations(props: dict[str, Any], minimum_soak_seconds: float) -> list[Finding]:
+    from supagate.ops.flags import plan_problems
+    from supagate.ops.kinds import seconds
+
+    flag = _flag(props)
+    if flag is None:
+        return [_unreadable("flags-plan", str(props.get("name")), "the feature flag", props.get("flag"),
+                            "Declare the flag under featureFlags in the stack file.")]
+    steps = flag.get("steps")
+    if not isinstance(steps, list) or not all(isinstance(x, int) for x in steps):
+        return [_unreadable("flags-plan", flag["key"], f"the plan of flag {flag['key']}", steps,
+                            "Give the flag a preset plan or a list of steps.")]
+    if len(steps) < 2:
+        return []  # a plan-less flag: one step
+    found = [_violation("flags-plan", flag["key"], problem.split(": ", 1)[1] + f" (flag {flag['key']}).",
+                        "Use a preset (internal-10-50-100, canary-5-25-50-100) or fix the steps.")
+             for problem in plan_problems(flag["key"], steps)]
+    try:
+        soak = seconds(str(flag.get("soak", "0 seconds")).split()[0] + "s", "soak")
+    except ValueError:
+        soak = -1
+    if soak < minimum_soak_seconds:
+        found.append(_violation("flags-plan", flag["key"], f"Flag {flag['key']} soaks {flag.get('soak')} per step, "
+                                f"under this stack's minimum of {minimum_soak_seconds:g} seconds.",
+                                "Raise its soak (e.g. soak: 24h)."))
+    return found
+
+
+def flag_guard_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list[Finding]:
+    resources = list(resources)
+    rules = {(_rule(p) or {}).get("name") for t, p in resources if t == ALERT_RULE}
+    found = []
+    for type_, props in resources:
+        flag = _flag(props) if type_ == FEATURE_FLAG else None
+        if flag is None:
+            continue
+        missing = [g for g in flag.get("guards") or [] if g not in rules]
+        if missing:
+            found.append(_violation("flags-guards", flag["key"], f"Flag {flag['key']} is guarded by "
+                                    f"{', '.join(missing)}, which no alert rule of this stack is: its rollout "
+                                    "would advance unwatched.", "Name rules declared under alerts.rules."))
+    return found

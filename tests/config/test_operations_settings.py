@@ -110,3 +110,40 @@ def test_the_test_apps_stacks_declare_what_its_guides_ask(stack):
     assert jobs["refresh-latest-unified-metrics"].call == "analytics.refresh_latest_unified_metrics"
     assert jobs["cleanup-rate-limits"].call == "public.cleanup_rate_limits"
     assert settings.maintenance.history_retention_days == 14
+
+
+@pytest.mark.parametrize("flag, message", [
+    ({"kind": "safety", "paused": True}, "featureFlags.crisis: a safety flag stays on for everyone; remove paused"),
+    ({"kind": "safety", "enabled": False}, "remove enabled: false"),
+    ({"kind": "safety", "rolloutPercentage": 50}, "remove a partial rollout"),
+    ({"kind": "safety", "audience": "coaches"}, "remove audience coaches"),
+    ({"kind": "safety", "plan": "canary-5-25-50-100"}, "remove a plan"),
+    ({"plan": "ten-percent"}, "plan 'ten-percent' is not a preset"),
+    ({"plan": [5, 50, 25, 100]}, "the plan's steps must strictly increase (5%, 50%, 25%, 100%)"),
+    ({"plan": [5, 50]}, "the plan must end at 100%"),
+    ({"plan": [50, 100]}, "the first step is 50%; start with internal users or 10% at most"),
+    ({"plan": "canary-5-25-50-100", "step": 4}, "step 4 is past the plan's last step (3)"),
+    ({"plan": "canary-5-25-50-100", "soak": "a day"}, "soak: 'a day' is not a duration"),
+])
+def test_flag_mistakes_name_their_key(flag, message):
+    with pytest.raises(SettingsError) as failure:
+        load(featureFlags={"crisis": flag})
+    assert message in str(failure.value)
+
+
+def test_a_guard_must_be_an_alert_rule():
+    with pytest.raises(SettingsError, match="featureFlags.beta.guards names 'ghost', which is not an alert rule"):
+        load({"channels": CHANNELS, "rules": {"conns": {"kind": "connectionSaturation", "notify": ["issues"]}}},
+             featureFlags={"beta": {"plan": "canary-5-25-50-100", "guards": ["conns", "ghost"]}})
+
+
+def test_flags_in_canonical_form():
+    from supagate.ops.flags import canonical
+
+    settings = load(featureFlags={"beta": {"plan": "internal-10-50-100", "step": 1, "soak": "2d"},
+                                  "crisis": {"kind": "safety"}, "old": {"enabled": True, "rolloutPercentage": 20}})
+    flags = {key: canonical(key, flag) for key, flag in settings.feature_flags.items()}
+    assert flags["beta"]["steps"] == [-1, 1000, 5000, 10000] and flags["beta"]["enabled"] is True
+    assert flags["beta"]["soak"] == "172800 seconds" and flags["beta"]["salt"] == "beta"
+    assert flags["crisis"]["enabled"] is True and flags["crisis"]["steps"] == [10000]
+    assert flags["old"]["steps"] == [2000] and flags["old"]["step"] == 0  # the plan-less form keeps working

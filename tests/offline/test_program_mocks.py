@@ -197,7 +197,7 @@ def test_operations_are_resources_and_the_monitoring_thresholds_reach_the_rules(
     assert rules["overdue-jobs"]["inputs"]["rule"]["threshold"] == 50
     assert set(jobs) == {"vacuum-engagement-events", "vacuum-background-jobs", "refresh-latest-unified-metrics",
                          "cleanup-rate-limits", "supagate-evaluate-alerts", "supagate-heartbeat",
-                         "supagate-purge-cron-history"}
+                         "supagate-purge-cron-history"}  # no auto rollout, so no rollout job
     assert jobs["vacuum-engagement-events"]["inputs"]["command"] == "VACUUM (ANALYZE) public.engagement_events"
     assert "(04:30 Europe/Berlin)" in jobs["vacuum-engagement-events"]["inputs"]["next_runs"]
     for resource in [*rules.values(), *jobs.values()]:
@@ -211,6 +211,17 @@ def test_operations_are_resources_and_the_monitoring_thresholds_reach_the_rules(
     assert rules["overdue-jobs"]["inputs"]["rule"]["threshold"] == 7
 
 
+def test_the_stacks_flags_are_resources_and_an_output():
+    """featureFlags had no writer: now each flag is a FeatureFlag under Operations, safety
+    flags included."""
+    result = run_program("prod", stack_config("prod"))
+    flags = {r["inputs"]["name"]: r["inputs"]["flag"] for r in _of_type(result, "pulumi-python:dynamic/supabase:FeatureFlag")}
+    assert set(flags) == {"momentum_v2", "assessments_v2", "crisis_detection", "crisis_escalation", "coach_dashboard"}
+    assert flags["momentum_v2"]["steps"] == [-1, 1000, 5000, 10000] and flags["momentum_v2"]["step"] == 1
+    assert flags["assessments_v2"]["soak"] == "86400 seconds"
+    assert flags["crisis_detection"]["kind"] == "safety" and flags["crisis_detection"]["enabled"] is True
+
+
 def test_rules_without_the_ops_schema_stop_the_preview():
     from components.operations import operations_args
     from supagate.config.loading import SettingsError, settings_from_stack_file
@@ -221,7 +232,8 @@ def test_rules_without_the_ops_schema_stop_the_preview():
     with pytest.raises(SettingsError, match="Run `supagate ops init`"):
         operations_args(settings, migrations)
     # An app that only uses pg_cron from its migrations still gets history retention.
-    bare = settings.model_copy(update={"alerts": type(settings.alerts)(), "maintenance": type(settings.maintenance)()})
+    bare = settings.model_copy(update={"alerts": type(settings.alerts)(), "maintenance": type(settings.maintenance)(),
+                                       "feature_flags": {}})
     args = operations_args(bare, migrations)
     assert list(args["jobs"]) == ["supagate-purge-cron-history"] and args["rules"] == []
 

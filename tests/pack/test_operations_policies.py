@@ -80,3 +80,29 @@ def test_pg_cron_history_nobody_purges(pack):
     found = _by(running.analyze_stack([_migrations(stack), _job(stack, "vacuum", "VACUUM (ANALYZE) public.t")]),
                 "supabase-cron-require-history-retention")
     assert len(found) == 1 and "never cleans" in found[0].message
+
+
+def test_a_short_soak_is_refused_where_the_stack_asks_for_one(pack):
+    """prod.json sets minimumSoak to a day; staging's config sets none."""
+    from supagate.offline.resource_types import FEATURE_FLAG
+
+    stack, running, _ = pack
+    flag = _resource(stack, FEATURE_FLAG, "operations-flag-beta", {"name": "beta", "flag": {
+        "key": "beta", "kind": "release", "steps": [500, 2500, 5000, 10000], "step": 0, "soak": "3600 seconds"}},
+        ["db_url"])
+    found = _by(running.analyze(flag), "supabase-flags-plan-valid")
+    if stack == "prod":
+        assert len(found) == 1 and "under this stack's minimum of 86400 seconds" in found[0].message
+    else:
+        assert found == []
+
+
+def test_a_guard_that_is_not_a_rule(pack):
+    from supagate.offline.resource_types import FEATURE_FLAG
+
+    stack, running, _ = pack
+    flag = _resource(stack, FEATURE_FLAG, "operations-flag-beta", {"name": "beta", "flag": {
+        "key": "beta", "kind": "release", "steps": [10000], "step": 0, "guards": ["conns", "ghost"]}}, ["db_url"])
+    found = _by(running.analyze_stack([_migrations(stack), _rule(stack, "conns", "connectionSaturation", []), flag]),
+                "supabase-flags-guards-exist")
+    assert len(found) == 1 and "guarded by ghost" in found[0].message

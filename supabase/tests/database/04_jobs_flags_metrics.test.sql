@@ -1,7 +1,7 @@
 -- Housekeeping functions, the feature flag rollout and the metrics refresh.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(10);
+select plan(12);
 
 insert into public.rate_limits (key, window_start, request_count) values
   ('ip:old', now() - interval '3 hours', 10),
@@ -16,9 +16,11 @@ select ok(has_function_privilege('service_role', 'public.cleanup_rate_limits(int
 insert into auth.users (id, email, raw_app_meta_data) values
   ('aaaaaaaa-0000-0000-0000-00000000000a', 'a@example.test', '{}'),
   ('cccccccc-0000-0000-0000-00000000000c', 'coach@example.test', '{"role": "coach"}');
-insert into public.feature_flags (key, enabled, rollout_percentage, audience) values
-  ('all_in', true, 100, 'everyone'), ('nobody', true, 0, 'everyone'),
-  ('switched_off', false, 100, 'everyone'), ('coach_tools', true, 100, 'coaches');
+insert into ops.flags (key, salt, enabled, steps, audience) values
+  ('all_in', 'all_in', true, '{10000}', 'everyone'), ('nobody', 'nobody', true, '{0}', 'everyone'),
+  ('switched_off', 'switched_off', false, '{10000}', 'everyone'), ('coach_tools', 'coach_tools', true, '{10000}', 'coaches');
+insert into ops.flags (key, kind, salt, enabled) values ('crisis_detection', 'safety', 'crisis_detection', true)
+  on conflict (key) do nothing;
 
 set local role authenticated;
 set local request.jwt.claims = '{"sub": "aaaaaaaa-0000-0000-0000-00000000000a", "role": "authenticated", "app_metadata": {}}';
@@ -28,6 +30,9 @@ select ok(not public.feature_enabled('switched_off'), 'a disabled flag is off');
 select ok(not public.feature_enabled('coach_tools'), 'a coaches-only flag is off for members');
 set local request.jwt.claims = '{"sub": "cccccccc-0000-0000-0000-00000000000c", "role": "authenticated", "app_metadata": {"role": "coach"}}';
 select ok(public.feature_enabled('coach_tools'), 'a coaches-only flag is on for coaches');
+select ok(public.feature_enabled('crisis_detection'), 'a safety flag is on');
+select is((select reason from public.my_feature_flags() where key = 'nobody'), 'DEFAULT',
+          'the bulk read says why a flag is off');
 reset role;
 
 insert into public.daily_engagement_scores (user_id, date, score, momentum_state)

@@ -284,6 +284,10 @@ begin
      where s.idx_scan = 0 and not i.indisunique and not i.indisprimary
        and s.schemaname not in ('pg_catalog', 'ops', 'cron')
        and pg_relation_size(s.indexrelid) >= coalesce((p_params ->> 'minSizeMb')::numeric, 10) * 1024 * 1024;
+  when 'safetyFlags' then
+    -- a superuser with session_replication_role = replica bypasses the guard trigger: this sees it
+    select count(*) into result from ops.flags f
+     where f.kind = 'safety' and (not f.enabled or f.paused or f.audience <> 'everyone' or f.steps[f.step + 1] <> 10000);
   when 'sql' then
     query := p_params ->> 'query';
     if query is null or query !~* '^\s*(select|with)\s' then
@@ -455,6 +459,239 @@ begin
   get diagnostics n = row_count;
   delete from ops.job_events where at < now() - p_keep;
   return gone + n;
+end;
+$$;
+
+-- ------------------------------------------------------------------ feature flags
+-- Flags with staged rollouts (supabase:FeatureFlag writes them through ops.apply_flag) and
+-- safety flags that stay on. Bucketing v1: the first 4 bytes of SHA-256(salt:subject) as an
+-- unsigned big-endian integer, modulo 10000 (basis points): built-in sha256 here, Web Crypto
+-- in Deno, hashlib in Python, with the same golden vectors in all three.
+create table ops.flags (
+  key text primary key check (key ~ '^[a-z][a-z0-9_]*$'),
+  kind text not null default 'release' check (kind in ('release', 'safety', 'ops')),
+  description text not null default '',
+  salt text not null,
+  bucketing_version smallint not null default 1 check (bucketing_version = 1),
+  enabled boolean not null default false,
+  audience text not null default 'everyone',
+  steps integer[] not null default '{10000}',  -- basis points per step; -1 is "internal users only"
+  step integer not null default 0,
+  step_entered_at timestamptz not null default now(),
+  soak interval not null default '0',
+  paused boolean not null default false,
+  advance text not null default 'manual' check (advance in ('manual', 'auto')),
+  guards text[] not null default '{}',
+  updated_at timestamptz not null default now(),
+  check (step >= 0 and step < cardinality(steps))
+);
+
+create table ops.flag_members (
+  flag_key text not null references ops.flags (key) on delete cascade,
+  user_id uuid not null,
+  primary key (flag_key, user_id)
+);
+
+create table ops.flag_events (
+  id bigserial primary key,
+  flag_key text not null,
+  event text not null,
+  at timestamptz not null default now(),
+  detail text
+);
+
+create function ops.flag_bucket(p_salt text, p_subject text) returns integer
+language sql immutable strict set search_path = '' as $$
+  select (('x' || substr(encode(sha256(convert_to(p_salt || ':' || p_subject, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
+          % 10000)::integer
+$$;
+
+-- A safety flag is on for everyone, always: no pause, no partial step, no audience, no
+-- delete, no change of kind. The provider and the pack refuse it first; this refuses it
+-- for anyone with a SQL prompt (dropping this trigger is a destructive change for the gates).
+create function ops.flags_safety_guard() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if tg_op in ('UPDATE', 'DELETE') and old.kind = 'safety' then
+    if tg_op = 'DELETE' then
+      raise exception 'safety flag % cannot be deleted', old.key
+        using hint = 'safety flags stay on; retire one by a reviewed migration that first changes its kind';
+    end if;
+    if new.kind <> 'safety' then
+      raise exception 'safety flag % cannot change kind', old.key;
+    end if;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') and new.kind = 'safety'
+     and (not new.enabled or new.paused or new.audience <> 'everyone' or new.steps[new.step + 1] <> 10000) then
+    raise exception 'safety flag % must stay on for everyone (enabled, not paused, audience everyone, 100%%)', new.key;
+  end if;
+  return coalesce(new, old);
+end;
+$$;
+create trigger flags_safety_guard before insert or update or delete on ops.flags
+  for each row execute function ops.flags_safety_guard();
+
+-- The salt is fixed at the first write: renaming, restarting or re-creating a rollout
+-- never reshuffles who is in it.
+create function ops.flags_salt_immutable() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if new.salt is distinct from old.salt or new.bucketing_version is distinct from old.bucketing_version then
+    raise exception 'flag %: its salt and bucketing version never change (they decide who is in the rollout)', old.key;
+  end if;
+  return new;
+end;
+$$;
+create trigger flags_salt_immutable before update on ops.flags
+  for each row execute function ops.flags_salt_immutable();
+
+-- One evaluation: (enabled, reason) with OpenFeature's reasons.
+create function ops.flag_evaluate(p_key text, p_subject text, p_audience text default 'everyone',
+                                  out enabled boolean, out reason text)
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  f ops.flags;
+  bp integer;
+begin
+  select * into f from ops.flags where key = p_key;
+  if not found then
+    enabled := false; reason := 'ERROR'; return;  -- FLAG_NOT_FOUND: the caller's code default applies
+  end if;
+  if f.kind = 'safety' then
+    enabled := true; reason := 'STATIC'; return;
+  end if;
+  if not f.enabled or f.paused then
+    enabled := false; reason := 'DISABLED'; return;
+  end if;
+  if f.audience <> 'everyone' and p_audience is distinct from f.audience then
+    enabled := false; reason := 'TARGETING_MATCH'; return;
+  end if;
+  if p_subject is not null and p_subject <> '' and exists (
+       select 1 from ops.flag_members m where m.flag_key = f.key and m.user_id::text = p_subject) then
+    enabled := true; reason := 'TARGETING_MATCH'; return;
+  end if;
+  bp := f.steps[f.step + 1];
+  if bp >= 10000 then
+    enabled := true; reason := 'STATIC'; return;
+  end if;
+  if bp <= 0 or p_subject is null or p_subject = '' then
+    -- internal-only steps, and signed-out callers at a partial step (no shared anonymous bucket)
+    enabled := false; reason := 'DEFAULT'; return;
+  end if;
+  enabled := ops.flag_bucket(f.salt, p_subject) < bp;
+  reason := 'SPLIT';
+end;
+$$;
+
+create function ops.flags_for(p_subject text, p_audience text default 'everyone')
+returns table (key text, enabled boolean, reason text, kind text)
+language sql stable security definer set search_path = '' as $$
+  select f.key, e.enabled, e.reason, f.kind
+    from ops.flags f, lateral ops.flag_evaluate(f.key, p_subject, p_audience) e
+   order by f.key
+$$;
+
+-- The one place the rollout rules are enforced (the provider's preview runs it with
+-- p_dry_run, `pulumi up` for real): forward one step at a time, only after the soak
+-- (database clock) and with no guard rule firing; back or pause at any time. Returns what
+-- it did. Auto-advanced flags are moved by ops.advance_rollouts, and a stack update never
+-- fights the position the database reached.
+create function ops.apply_flag(p jsonb, p_dry_run boolean default false) returns text
+language plpgsql set search_path = '' as $$
+declare
+  f ops.flags;
+  want integer := (p ->> 'step')::integer;
+  new_steps integer[] := array(select jsonb_array_elements_text(p -> 'steps')::integer);
+  firing text[];
+  waited interval;
+  outcome text;
+begin
+  select * into f from ops.flags where key = p ->> 'key' for update;
+  if not found then
+    outcome := format('create %s at step %s', p ->> 'key', want);
+    if not p_dry_run then
+      insert into ops.flags (key, kind, description, salt, enabled, audience, steps, step, soak, paused, advance, guards)
+      values (p ->> 'key', p ->> 'kind', coalesce(p ->> 'description', ''), coalesce(p ->> 'salt', p ->> 'key'),
+              (p ->> 'enabled')::boolean, coalesce(p ->> 'audience', 'everyone'), new_steps, want,
+              (p ->> 'soak')::interval, (p ->> 'paused')::boolean, p ->> 'advance',
+              array(select jsonb_array_elements_text(coalesce(p -> 'guards', '[]'))));
+      if p ? 'internal_users' then
+        insert into ops.flag_members (flag_key, user_id)
+        select p ->> 'key', u::uuid from jsonb_array_elements_text(p -> 'internal_users') u;
+      end if;
+    end if;
+    return outcome;
+  end if;
+  if f.steps is distinct from new_steps and want > 0 and want >= f.step then
+    raise exception 'flag %: its plan changed; a new plan starts at step 0 or goes back, not forward', f.key;
+  end if;
+  if p ->> 'advance' = 'auto' and f.advance = 'auto' then
+    want := f.step;  -- the database owns the position of an auto rollout
+  elsif want > f.step + 1 then
+    raise exception 'flag %: step % -> % skips a step; move one step at a time', f.key, f.step, want;
+  elsif want = f.step + 1 then
+    waited := now() - f.step_entered_at;
+    if waited < (p ->> 'soak')::interval then
+      raise exception 'flag %: step % can start at % (soak % from step % entered %); % left', f.key, want,
+        to_char((f.step_entered_at + (p ->> 'soak')::interval) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'),
+        p ->> 'soak', f.step, to_char(f.step_entered_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'),
+        date_trunc('minute', (p ->> 'soak')::interval - waited);
+    end if;
+    select array_agg(s.rule order by s.rule) into firing from ops.alert_state s
+     where s.rule = any(array(select jsonb_array_elements_text(coalesce(p -> 'guards', '[]')))) and s.state = 'firing';
+    if firing is not null then
+      raise exception 'flag %: step % waits: guard rule(s) % firing', f.key, want, array_to_string(firing, ', ');
+    end if;
+  end if;
+  outcome := case when want > f.step then format('advance %s to step %s', f.key, want)
+                  when want < f.step then format('step %s back to step %s', f.key, want)
+                  else format('keep %s at step %s', f.key, want) end;
+  if not p_dry_run then
+    update ops.flags set kind = p ->> 'kind', description = coalesce(p ->> 'description', ''),
+           enabled = (p ->> 'enabled')::boolean, audience = coalesce(p ->> 'audience', 'everyone'), steps = new_steps,
+           step = want, step_entered_at = case when want <> f.step then now() else step_entered_at end,
+           soak = (p ->> 'soak')::interval, paused = (p ->> 'paused')::boolean, advance = p ->> 'advance',
+           guards = array(select jsonb_array_elements_text(coalesce(p -> 'guards', '[]'))), updated_at = now()
+     where key = f.key;
+    if want <> f.step then
+      insert into ops.flag_events (flag_key, event, detail) values (f.key, 'step', outcome);
+    end if;
+  end if;
+  if not p_dry_run and p ? 'internal_users' then  -- the stack's internal users, exactly
+    delete from ops.flag_members m where m.flag_key = p ->> 'key'
+       and m.user_id::text <> all(array(select jsonb_array_elements_text(p -> 'internal_users')));
+    insert into ops.flag_members (flag_key, user_id)
+    select p ->> 'key', u::uuid from jsonb_array_elements_text(p -> 'internal_users') u
+    on conflict do nothing;
+  end if;
+  return outcome;
+end;
+$$;
+
+-- Auto rollouts: pg_cron calls this every 5 minutes. A flag whose guard fires steps back
+-- one step (and says so); one whose soak elapsed with quiet guards advances one step.
+create function ops.advance_rollouts(p_at timestamptz default null) returns table (flag text, event text)
+language plpgsql set search_path = '' as $$
+declare
+  f ops.flags;
+  at timestamptz := coalesce(p_at, now());
+begin
+  for f in select * from ops.flags x where x.advance = 'auto' and x.enabled and not x.paused and x.kind <> 'safety'
+             for update loop
+    if exists (select 1 from ops.alert_state s where s.rule = any(f.guards) and s.state = 'firing') then
+      if f.step > 0 then
+        update ops.flags set step = f.step - 1, step_entered_at = at where key = f.key;
+        flag := f.key; event := format('stepped back to step %s: a guard is firing', f.step - 1);
+        insert into ops.flag_events (flag_key, event, detail, at) values (f.key, 'step-back', event, at);
+        return next;
+      end if;
+    elsif f.step + 1 < cardinality(f.steps) and at - f.step_entered_at >= f.soak then
+      update ops.flags set step = f.step + 1, step_entered_at = at where key = f.key;
+      flag := f.key; event := format('advanced to step %s', f.step + 1);
+      insert into ops.flag_events (flag_key, event, detail, at) values (f.key, 'step', event, at);
+      return next;
+    end if;
+  end loop;
 end;
 $$;
 
