@@ -34,12 +34,17 @@ def register(sub) -> None:
 
 
 def init(args) -> int:
-    from supagate.config.init import ops_migration
+    from supagate.config.init import flags_module, ops_migration
 
     directory: Path = args.migrations
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory: run this in the app's root (it holds supabase/migrations) "
                          "or pass --migrations DIR")
+    module = flags_module(directory.parent / "functions")
+    if module is not None and (not module[0].exists() or module[0].read_text() != module[1]):
+        module[0].parent.mkdir(parents=True, exist_ok=True)
+        module[0].write_text(module[1])
+        out(f"wrote {module[0]}: flag bucketing for edge functions, the same as the database's")
     migration = ops_migration(directory)
     if migration is None:
         out(f"a migration in {directory} already creates the ops schema; nothing written")

@@ -130,6 +130,17 @@ def ops_migration(directory: Path) -> tuple[Path, str] | None:
     return directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql", ops_sql()
 
 
+def flags_module(functions: Path) -> tuple[Path, str] | None:
+    """Flag bucketing for the app's edge functions (the same buckets as the database), when
+    the app has functions."""
+    from importlib import resources
+
+    if not functions.is_dir():
+        return None
+    return functions / "_shared" / "supagate_flags.ts", resources.files("supagate.ops").joinpath(
+        "deno/flags.ts").read_text()
+
+
 def pack_configs(unverified: list[str], required_kinds: list[str] | None = None) -> dict[str, dict]:
     """The three configs the workflows name, at the registry's levels."""
     from supagate.gates.registry import policy_levels
@@ -167,9 +178,9 @@ def plan_files(project: Path, options: InitOptions) -> dict[Path, str]:
         document["config"]["supabase-platform:alerts"] = alerts
         document["config"]["supabase-platform:maintenance"] = {"historyRetentionDays": 14}
         files[project / f"Pulumi.{stack}.yaml"] = header + yaml.safe_dump(document, sort_keys=False)
-    migration = ops_migration(project / "supabase" / "migrations")
-    if migration is not None:
-        files[migration[0]] = migration[1]
+    for extra in (ops_migration(project / "supabase" / "migrations"), flags_module(project / "supabase" / "functions")):
+        if extra is not None:
+            files[extra[0]] = extra[1]
     for name, document in pack_configs(unverified, kinds).items():
         files[project / "policies" / "config" / name] = json.dumps(document, indent=2) + "\n"
     return files  # a function in `missing` has no header: loading the stacks names the key until it is set

@@ -83,6 +83,8 @@ KINDS = {k.name: k for k in (
          params={"table": None, "window": "24h"}, durations=("window",)),
     Kind("unusedIndexes", "above", "non-unique indexes of at least `minSizeMb` never scanned since the "
          "statistics were reset", default_threshold=0, params={"minSizeMb": 10}),
+    Kind("safetyFlags", "above", "safety flags not on for everyone (a superuser can bypass the guard trigger "
+         "with session_replication_role = replica)", default_threshold=0),
     Kind("sql", "above", "the number one read-only SELECT returns", params={"query": None}),
 )}
 

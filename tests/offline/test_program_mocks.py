@@ -193,7 +193,7 @@ def test_operations_are_resources_and_the_monitoring_thresholds_reach_the_rules(
     rules = {r["inputs"]["name"]: r for r in _of_type(result, "pulumi-python:dynamic/supabase:AlertRule")}
     jobs = {r["inputs"]["name"]: r for r in _of_type(result, "pulumi-python:dynamic/supabase:CronJob")}
     channels = {r["inputs"]["name"] for r in _of_type(result, "pulumi-python:dynamic/supabase:AlertChannel")}
-    assert channels == {"oncall", "issues"} and len(rules) == 12
+    assert channels == {"oncall", "issues"} and len(rules) == 13
     assert rules["overdue-jobs"]["inputs"]["rule"]["threshold"] == 50
     assert set(jobs) == {"vacuum-engagement-events", "vacuum-background-jobs", "refresh-latest-unified-metrics",
                          "cleanup-rate-limits", "supagate-evaluate-alerts", "supagate-heartbeat",

@@ -12,6 +12,7 @@ import psycopg
 import yaml
 
 from tests.cli.test_cli import supagate
+from tests.conftest import ROOT
 from tests.ops.test_notifications import HMAC_KEY, PATH_TOKEN, Receiver
 
 T = "2033-05-01T10:00:00Z"
@@ -86,12 +87,15 @@ def test_ops_init_writes_the_migration_once(tmp_path):
 
     migrations = tmp_path / "supabase" / "migrations"
     (migrations / "down").mkdir(parents=True)
+    (tmp_path / "supabase" / "functions").mkdir()
     (migrations / "20991231235959_last.sql").write_text("select 1;\n")
     first = supagate("ops", "init", "--migrations", str(migrations), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (path,) = [p for p in migrations.glob("*_supagate_ops.sql")]
     assert path.name == "21000101000000_supagate_ops.sql"  # one second after the last one, a valid time
     assert path.read_text() == ops_sql() and (migrations / "down" / f"{path.stem}.down.sql").exists()
+    shared = tmp_path / "supabase" / "functions" / "_shared" / "supagate_flags.ts"
+    assert shared.read_text() == (ROOT / "supagate" / "ops" / "deno" / "flags.ts").read_text()
     again = supagate("ops", "init", "--migrations", str(migrations), cwd=tmp_path)
     assert again.returncode == 0 and "nothing written" in again.stdout
     assert len(list(migrations.glob("*_supagate_ops.sql"))) == 1

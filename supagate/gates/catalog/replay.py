@@ -52,6 +52,10 @@ def analyse(migrations: list[Migration], exposed_schemas=DEFAULT_EXPOSED_SCHEMAS
 
 # ---------------------------------------------------------------- per statement
 
+# The triggers that keep safety flags on (supagate/ops/sql/ops.sql): removing one is destructive.
+SAFETY_GUARDS = ("flags_safety_guard", "flags_salt_immutable")
+
+
 class _FileWalker:
     def __init__(self, catalog: Catalog, migration: Migration, file: str, markers: Markers,
                  findings: list[Finding]):
@@ -131,6 +135,10 @@ class _FileWalker:
         target = self.catalog.key(node.relation)
         for cmd in node.cmds or ():
             subtype = enum(cmd.subtype)
+            if target == "ops.flags" and subtype in ("AT_DisableTrig", "AT_DisableTrigAll", "AT_DisableTrigUser") \
+                    and (cmd.name in SAFETY_GUARDS or subtype != "AT_DisableTrig"):
+                self.destructive(target, f"disables the safety-flag guard on {target} (safety flags could then be "
+                                 "switched off)", target)
             if relation is None:
                 continue
             if subtype == "AT_EnableRowSecurity":
@@ -211,6 +219,9 @@ class _FileWalker:
                     relation.policies.pop(names[-1], None)
             elif kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE"):
                 self.catalog.functions.pop(function_key(obj.objname, self.catalog.search_schema), None)
+            elif kind == "OBJECT_TRIGGER" and [s.sval for s in obj][-1] in SAFETY_GUARDS:
+                self.destructive("ops.flags", f"drops the safety-flag guard {[s.sval for s in obj][-1]} (safety "
+                                 "flags could then be switched off)", "ops.flags")
 
     def _TruncateStmt(self, node) -> None:
         for rangevar in node.relations:
