@@ -12,6 +12,7 @@ import pulumi
 from components.providers.alerting import AlertChannel, AlertRule
 from components.providers.cron_job import CronJob
 from components.providers.feature_flag import FeatureFlag
+from components.providers.seed import DatabaseEnvironment, Seed
 from supagate.ops.schedule import preview
 
 
@@ -22,6 +23,8 @@ class OperationsArgs:
     channels: dict[str, dict[str, Any]]  # name -> {type, secret, sign_with, labels}
     jobs: dict[str, dict[str, Any]]  # name -> {schedule, command, active}
     flags: list[dict[str, Any]] = field(default_factory=list)  # canonical (supagate/ops/flags.py)
+    project_ref: str = ""
+    seeds: list[dict[str, Any]] = field(default_factory=list)  # [{path, sql, hash}], below production only
     display_timezone: str = ""
     tier: str = "development"
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -32,6 +35,12 @@ class Operations(pulumi.ComponentResource):
         super().__init__("supabase-platform:operations:Operations", name, None, opts)
         url = pulumi.Output.secret(args.db_url)
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        # The database's own record of what it is: seeds ask it before they run.
+        self.environment = DatabaseEnvironment(f"{name}-environment", {
+            "db_url": url, "name": "environment", "tier": args.tier, "project_ref": args.project_ref}, child)
+        if args.seeds:
+            Seed(f"{name}-seed", {"db_url": url, "name": "seed", "tier": args.tier, "files": args.seeds},
+                 pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, self.environment]))
         self.channels = {
             channel: AlertChannel(f"{name}-channel-{channel}", {"db_url": url, "name": channel, **spec}, child)
             for channel, spec in args.channels.items()}
@@ -69,16 +78,37 @@ def operations_args(settings, migrations) -> dict[str, Any] | None:
 
     rules = settings.alert_rules()
     flags = [canonical(key, flag) for key, flag in settings.feature_flags.items()]
-    if not (rules or flags or settings.maintenance.jobs or migration_jobs([m.sql for m in migrations])):
+    has_ops = any("create function ops.version()" in m.sql for m in migrations)
+    if not (has_ops or rules or flags or settings.maintenance.jobs or settings.seed.enabled
+            or migration_jobs([m.sql for m in migrations])):
         return None
     jobs = stack_jobs(settings, rules)
-    needs_ops = bool(rules or flags) or any("ops.run_job" in job["command"] for job in jobs.values())
-    if needs_ops and not any("create function ops.version()" in m.sql for m in migrations):
-        raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules, feature flags or maintenance jobs, "
+    needs_ops = bool(rules or flags or settings.seed.enabled) or any("ops.run_job" in job["command"]
+                                                                      for job in jobs.values())
+    if needs_ops and not has_ops:
+        raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules, feature flags, seeds or maintenance jobs, "
                             f"which need the ops schema, and no migration in {settings.migrations.directory} creates it.\n"
                             "Run `supagate ops init` (it writes that migration), review it, and deploy it with the "
                             "others; nothing was deployed.")
     channels = {name: {"type": c.type, "secret": c.secret, "sign_with": c.sign_with, "labels": list(c.labels)}
                 for name, c in settings.alerts.channels.items()}
     return {"rules": rules, "channels": channels, "jobs": jobs, "flags": flags, "tier": settings.tier,
+            "project_ref": settings.project_ref, "seeds": seed_inputs(settings),
             "display_timezone": settings.maintenance.display_timezone}
+
+
+def seed_inputs(settings) -> list[dict[str, Any]]:
+    """The stack's seed files, refused when this stack's project is another stack's production."""
+    from pathlib import Path
+
+    from supagate.config.loading import SettingsError
+    from supagate.ops import seeds
+
+    if not settings.seed.enabled or settings.is_production:
+        return []
+    production = seeds.production_refs(Path("."))
+    if settings.project_ref in production:
+        raise SettingsError(f"Pulumi.{settings.stack}.yaml enables seeds for project {settings.project_ref}, which "
+                            f"{production[settings.project_ref]} deploys as production: seed data never runs there. "
+                            "Fix projectRef (or dbUrl) of this stack; nothing was deployed.")
+    return [{"path": f.path, "sql": f.sql, "hash": f.hash} for f in seeds.load(Path("."), settings.seed.paths)]

@@ -23,6 +23,7 @@ import migration_promotion
 import migration_rules
 import rls_coverage
 import secrets_outputs
+import seeds_forbid_prod
 
 PolicyPack(
     name="supabase-platform",
@@ -48,5 +49,6 @@ PolicyPack(
         flags_safety.policy,
         flags_plan.policy,
         flags_guards.policy,
+        seeds_forbid_prod.policy,
     ],
 )

@@ -462,6 +462,42 @@ begin
 end;
 $$;
 
+-- ------------------------------------------------------------------ environment marker
+-- What this database is, written by the stack (supabase:DatabaseEnvironment). Seeds check it
+-- first, so a staging stack pointed at the prod URL by mistake is refused by the database.
+-- Once production, always production.
+create table ops.environment (
+  id boolean primary key default true check (id),
+  tier text not null check (tier in ('production', 'staging', 'development')),
+  project_ref text not null,
+  set_at timestamptz not null default now()
+);
+
+create function ops.environment_guard() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if old.tier = 'production' and (tg_op = 'DELETE' or new.tier <> 'production') then
+    raise exception 'database of project % is marked production; the mark never changes', old.project_ref;
+  end if;
+  return coalesce(new, old);
+end;
+$$;
+create trigger environment_guard before update or delete on ops.environment
+  for each row execute function ops.environment_guard();
+
+create function ops.assert_not_production() returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  ref text;
+begin
+  select project_ref into ref from ops.environment where tier = 'production';
+  if found then
+    raise exception 'this database is project %''s production database: seed data never runs here', ref
+      using hint = 'check the stack''s dbUrl: it points at production';
+  end if;
+end;
+$$;
+
 -- ------------------------------------------------------------------ feature flags
 -- Flags with staged rollouts (supabase:FeatureFlag writes them through ops.apply_flag) and
 -- safety flags that stay on. Bucketing v1: the first 4 bytes of SHA-256(salt:subject) as an

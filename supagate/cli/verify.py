@@ -39,7 +39,8 @@ def run(args) -> int:
         from supagate.ops.cron import stack_jobs
 
         jobs = stack_jobs(settings, settings.alert_rules())
-    result = verify(url, load_migrations(directory, warn=err), exposed, health_url, declared_jobs=jobs)
+    result = verify(url, load_migrations(directory, warn=err), exposed, health_url, declared_jobs=jobs,
+                    production=bool(settings and settings.is_production))
     if args.format == "json":
         emit_json(result.to_json())
     for line in render_lines(result):  # with JSON on stdout, the readable trace goes to stderr

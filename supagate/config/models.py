@@ -181,6 +181,11 @@ class FeatureFlag(_Model):
         return self
 
 
+class SeedSettings(_Model):
+    enabled: bool = False
+    paths: tuple[str, ...] = ()  # relative to supabase/; default: config.toml [db.seed] sql_paths
+
+
 class MigrationSettings(_Model):
     directory: str = "supabase/migrations"
     lock_timeout: str = Field("10s", pattern=_TIMEOUT)
@@ -214,6 +219,7 @@ class Settings(_Model):
     feature_flags: dict[str, FeatureFlag] = {}
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    seed: SeedSettings = SeedSettings()
     migrations: MigrationSettings = MigrationSettings()
     staging_stack: str = ""  # fully qualified stack reference prod promotes from
     no_staging_reason: str = ""  # a production tier that promotes from nothing must say why
@@ -339,6 +345,9 @@ class Settings(_Model):
             problems.append("tier production without stagingStack: prod would deploy SQL no staging ran; set "
                             "stagingStack to the staging stack (org/supabase-platform/staging), or say why there "
                             "is none with noStagingReason")
+        if self.is_production and self.seed.enabled:
+            problems.append("seed.enabled on a production tier: seed data never runs on production (set it on "
+                            "staging or development stacks only)")
         if self.is_production and "0.0.0.0/0" in self.network_restrictions:
             problems.append("networkRestrictions: 0.0.0.0/0 opens the prod database to the internet; "
                             "list the CIDRs that need access")

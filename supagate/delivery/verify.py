@@ -67,7 +67,8 @@ def expected_cron_jobs(migrations: list[Migration]) -> list[str]:
 
 
 def verify(url: str, migrations: list[Migration], exposed: tuple[str, ...], health_url: str | None = None,
-           health_timeout: float = 10.0, declared_jobs: dict[str, dict] | None = None) -> Verification:
+           health_timeout: float = 10.0, declared_jobs: dict[str, dict] | None = None,
+           production: bool = False) -> Verification:
     """`declared_jobs`: the stack's pg_cron jobs (supagate/ops/cron.py stack_jobs), compared
     with cron.job on schedule, command and active, not only on their names."""
     catalog = analyse(migrations, exposed).catalog
@@ -83,6 +84,8 @@ def verify(url: str, migrations: list[Migration], exposed: tuple[str, ...], heal
         _matviews_hidden(result, conn, params)
         _cron_jobs(result, conn, sorted({*expected_cron_jobs(migrations), *(declared_jobs or {})}),
                    declared_jobs or {})
+        if production:
+            _seeds_absent(result, conn)
     if health_url:
         _health(result, health_url, health_timeout)
     return result
@@ -166,6 +169,17 @@ def _cron_jobs(result: Verification, conn, expected: list[str], declared: dict[s
                "scheduled jobs missing, inactive or changed" if problems else None,
                "Run `pulumi up` (it puts the stack's jobs back), or re-schedule a migration's job in a new migration.",
                problems)
+
+
+def _seeds_absent(result: Verification, conn) -> None:
+    """Someone ran `supabase db push --include-seed` against production: the CLI records it."""
+    from supagate.ops.seeds import recorded
+
+    seeded = sorted(recorded(conn))
+    result.add("seeds-absent", "no seed files recorded" if not seeded else f"seed files recorded: {', '.join(seeded)}",
+               "seed data was loaded into production" if seeded else None,
+               "Remove the seeded rows, then delete their rows from supabase_migrations.seed_files; never pass "
+               "--include-seed against production.", seeded)
 
 
 def _health(result: Verification, url: str, timeout: float) -> None:

@@ -50,6 +50,7 @@ SETTING_POLICIES: dict[str, tuple[str, str, str]] = {
     "supabase-flags-safety-always-on": (MANDATORY, MANDATORY, MANDATORY),
     "supabase-flags-plan-valid": (MANDATORY, MANDATORY, ADVISORY),
     "supabase-flags-guards-exist": (MANDATORY, MANDATORY, ADVISORY),
+    "supabase-seeds-forbid-prod": (MANDATORY, MANDATORY, MANDATORY),
 }
 _TIER_INDEX = {PRODUCTION: 0, STAGING: 1, DEVELOPMENT: 2}
 # The rules the pack re-analyses from the SQL in the Migrations inputs, one policy each.

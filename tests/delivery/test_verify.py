@@ -65,7 +65,7 @@ def test_example_app_verifies_with_a_healthy_health_check(app_url):
     assert report["ok"] is True
     assert [c["check"] for c in report["checks"]] == ["migrations-applied", "tables-present", "rls-enabled",
                                                        "policies-present", "matviews-hidden", "cron-jobs",
-                                                       "health-check"]
+                                                       "seeds-absent", "health-check"]
     assert "7/7 scheduled jobs active" in run.stderr and "VERIFIED" in run.stderr
 
 
@@ -136,3 +136,21 @@ def test_a_health_answer_without_a_status_is_not_healthy(app_url):
     finally:
         server.shutdown()
     assert not result.ok and "no status in its answer" in result.summaries["health-check"]
+
+
+def test_seed_data_on_production_fails_verification(app_url):
+    """`supabase db push --include-seed` against prod leaves its bookkeeping: verify finds it."""
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        conn.execute("create table if not exists supabase_migrations.seed_files (path text primary key, hash text not null)")
+        conn.execute("insert into supabase_migrations.seed_files values ('supabase/seed.sql', 'abc')")
+    try:
+        run = supagate("verify", "--stack", "prod", "--format", "json", "--no-health", env={"SUPABASE_DB_URL": app_url})
+        staging = supagate("verify", "--stack", "staging", "--format", "json", "--no-health",
+                           env={"SUPABASE_DB_URL": app_url})
+    finally:
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute("delete from supabase_migrations.seed_files")
+    assert run.returncode == 1
+    (failed,) = [c for c in json.loads(run.stdout)["checks"] if not c["ok"]]
+    assert failed["check"] == "seeds-absent" and "supabase/seed.sql" in failed["detail"]
+    assert "seeds-absent" not in [c["check"] for c in json.loads(staging.stdout)["checks"]]  # staging may seed

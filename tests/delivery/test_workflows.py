@@ -101,6 +101,7 @@ def test_each_workflow_does_its_job():
     assert staging["on"] == {"push": {"branches": ["main"]}} and staging["jobs"]["deploy"]["environment"] == "staging"
     health = load(FILES["health.yml"])
     assert health["on"]["schedule"] == [{"cron": "3-59/5 * * * *"}]  # off minute 0, which GitHub delays most
+    assert not any("--include-seed" in text for text in FILES.values())  # seeds never ride a CLI push
     assert health["jobs"]["probe"]["permissions"] == {"contents": "read", "issues": "write"}
     steps = {step["name"]: step for step in health["jobs"]["probe"]["steps"]}
     watch = steps["Check in, check pg_cron's heartbeat, send alert notifications"]

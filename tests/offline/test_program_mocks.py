@@ -205,6 +205,11 @@ def test_operations_are_resources_and_the_monitoring_thresholds_reach_the_rules(
     component = next(r for r in result["registrations"] if r["type"] == "supabase-platform:operations:Operations")
     assert all(r["parent"] == component["urn"] for r in [*rules.values(), *jobs.values()])
 
+    (seed,) = _of_type(result, "pulumi-python:dynamic/supabase:Seed")
+    assert seed["inputs"]["tier"] == "staging" and [f["path"] for f in seed["inputs"]["files"]] == ["supabase/seed.sql"]
+    (marker,) = _of_type(result, "pulumi-python:dynamic/supabase:DatabaseEnvironment")
+    assert marker["inputs"]["tier"] == "staging"
+
     config["monitoring"] = {**config["monitoring"], "maxOverdueJobs": 7}
     rules = {r["inputs"]["name"]: r for r in _of_type(run_program("staging", config),
                                                        "pulumi-python:dynamic/supabase:AlertRule")}
@@ -220,6 +225,9 @@ def test_the_stacks_flags_are_resources_and_an_output():
     assert flags["momentum_v2"]["steps"] == [-1, 1000, 5000, 10000] and flags["momentum_v2"]["step"] == 1
     assert flags["assessments_v2"]["soak"] == "86400 seconds"
     assert flags["crisis_detection"]["kind"] == "safety" and flags["crisis_detection"]["enabled"] is True
+    assert _of_type(result, "pulumi-python:dynamic/supabase:Seed") == []  # never on production
+    (marker,) = _of_type(result, "pulumi-python:dynamic/supabase:DatabaseEnvironment")
+    assert marker["inputs"]["tier"] == "production"
 
 
 def test_rules_without_the_ops_schema_stop_the_preview():
