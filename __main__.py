@@ -87,7 +87,7 @@ if settings.github.repository:
         token=optional_secret(settings.github_token),
     ))
 
-operations = operations_args(settings, migrations)
+operations = operations_args(settings, migrations, {f.slug for f in functions})
 if operations is not None:
     # After the migrations: the ops schema and the jobs' functions come from them.
     operations = Operations("operations", OperationsArgs(db_url=config.require_secret("dbUrl"),

@@ -12,6 +12,7 @@ import pulumi
 from components.providers.alerting import AlertChannel, AlertRule
 from components.providers.cron_job import CronJob
 from components.providers.feature_flag import FeatureFlag
+from components.providers.rate_limit import RateLimitPolicy
 from components.providers.seed import DatabaseEnvironment, Seed
 from supagate.ops.schedule import preview
 
@@ -25,6 +26,7 @@ class OperationsArgs:
     flags: list[dict[str, Any]] = field(default_factory=list)  # canonical (supagate/ops/flags.py)
     project_ref: str = ""
     seeds: list[dict[str, Any]] = field(default_factory=list)  # [{path, sql, hash}], below production only
+    rate_limits: dict[str, dict[str, Any]] = field(default_factory=dict)  # function -> {max_requests, ...}
     display_timezone: str = ""
     tier: str = "development"
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -38,6 +40,9 @@ class Operations(pulumi.ComponentResource):
         # The database's own record of what it is: seeds ask it before they run.
         self.environment = DatabaseEnvironment(f"{name}-environment", {
             "db_url": url, "name": "environment", "tier": args.tier, "project_ref": args.project_ref}, child)
+        self.rate_limits = {
+            fn: RateLimitPolicy(f"{name}-rate-limit-{fn}", {"db_url": url, "name": fn, "tier": args.tier, **spec}, child)
+            for fn, spec in args.rate_limits.items()}
         if args.seeds:
             Seed(f"{name}-seed", {"db_url": url, "name": "seed", "tier": args.tier, "files": args.seeds},
                  pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, self.environment]))
@@ -67,7 +72,7 @@ class Operations(pulumi.ComponentResource):
                                "rules": sorted(self.rules), "flags": self.flag_rollouts})
 
 
-def operations_args(settings, migrations) -> dict[str, Any] | None:
+def operations_args(settings, migrations, function_slugs: set[str] | None = None) -> dict[str, Any] | None:
     """What the Operations component manages for these settings, or None when the stack uses
     neither alerts nor pg_cron. Raises SettingsError when the ops schema the rules and job
     wrappers need is missing from the migrations."""
@@ -79,11 +84,15 @@ def operations_args(settings, migrations) -> dict[str, Any] | None:
     rules = settings.alert_rules()
     flags = [canonical(key, flag) for key, flag in settings.feature_flags.items()]
     has_ops = any("create function ops.version()" in m.sql for m in migrations)
-    if not (has_ops or rules or flags or settings.maintenance.jobs or settings.seed.enabled
+    if not (has_ops or rules or flags or settings.maintenance.jobs or settings.seed.enabled or settings.rate_limits
             or migration_jobs([m.sql for m in migrations])):
         return None
+    unknown = sorted(set(settings.rate_limits) - function_slugs) if function_slugs is not None else []
+    if unknown:
+        raise SettingsError(f"Pulumi.{settings.stack}.yaml: rateLimits.{unknown[0]} names no function in "
+                            "supabase/functions; fix the name (a limit on nothing protects nothing).")
     jobs = stack_jobs(settings, rules)
-    needs_ops = bool(rules or flags or settings.seed.enabled) or any("ops.run_job" in job["command"]
+    needs_ops = bool(rules or flags or settings.seed.enabled or settings.rate_limits) or any("ops.run_job" in job["command"]
                                                                       for job in jobs.values())
     if needs_ops and not has_ops:
         raise SettingsError(f"Pulumi.{settings.stack}.yaml declares alert rules, feature flags, seeds or maintenance jobs, "
@@ -94,6 +103,8 @@ def operations_args(settings, migrations) -> dict[str, Any] | None:
                 for name, c in settings.alerts.channels.items()}
     return {"rules": rules, "channels": channels, "jobs": jobs, "flags": flags, "tier": settings.tier,
             "project_ref": settings.project_ref, "seeds": seed_inputs(settings),
+            "rate_limits": {fn: {"max_requests": r.limit, "window_seconds": r.window_seconds(), "key_by": r.key,
+                                 "probe": r.probe} for fn, r in settings.rate_limits.items()},
             "display_timezone": settings.maintenance.display_timezone}
 
 

@@ -21,6 +21,7 @@ import github_environment
 import migration_checksums
 import migration_promotion
 import migration_rules
+import ratelimits_probe
 import rls_coverage
 import secrets_outputs
 import seeds_forbid_prod
@@ -50,5 +51,6 @@ PolicyPack(
         flags_plan.policy,
         flags_guards.policy,
         seeds_forbid_prod.policy,
+        ratelimits_probe.policy,
     ],
 )

@@ -498,6 +498,61 @@ begin
 end;
 $$;
 
+-- ------------------------------------------------------------------ rate limits
+-- Limits per edge function (supabase:RateLimitPolicy writes them) and one atomic counter per
+-- key and fixed window: every isolate of a function shares it, unlike an in-memory Map.
+create table ops.rate_limit_policies (
+  function text primary key,
+  max_requests integer not null check (max_requests > 0),
+  window_seconds integer not null check (window_seconds between 1 and 86400),
+  key_by text not null default 'ip' check (key_by in ('ip', 'user')),
+  probe boolean not null default false
+);
+
+create table ops.rate_counters (
+  key text not null,
+  window_start timestamptz not null,
+  request_count integer not null default 0,
+  primary key (key, window_start)
+);
+
+create function ops.hit_rate_limit(p_function text, p_subject text)
+returns table (allowed boolean, remaining integer, reset_at timestamptz, max_requests integer, window_seconds integer)
+language plpgsql security definer set search_path = '' as $$
+declare
+  policy ops.rate_limit_policies;
+  started timestamptz;
+  counted integer;
+begin
+  select * into policy from ops.rate_limit_policies p where p.function = p_function;
+  if not found then
+    raise exception 'no rate limit policy for function %', p_function
+      using hint = 'declare rateLimits.<function> in the stack';
+  end if;
+  started := to_timestamp(floor(extract(epoch from clock_timestamp()) / policy.window_seconds)
+                          * policy.window_seconds);
+  insert into ops.rate_counters as c (key, window_start, request_count)
+  values (p_function || ':' || coalesce(p_subject, 'anonymous'), started, 1)
+  on conflict (key, window_start) do update set request_count = c.request_count + 1
+  returning c.request_count into counted;
+  allowed := counted <= policy.max_requests;
+  remaining := greatest(policy.max_requests - counted, 0);
+  reset_at := started + make_interval(secs => policy.window_seconds);
+  max_requests := policy.max_requests;
+  window_seconds := policy.window_seconds;
+  return next;
+end;
+$$;
+
+-- What edge functions call through the Data API (service role only): the limiter's RPC.
+create function public.supagate_hit_rate_limit(p_function text, p_subject text)
+returns table (allowed boolean, remaining integer, reset_at timestamptz, max_requests integer, window_seconds integer)
+language sql security definer set search_path = '' as $$
+  select * from ops.hit_rate_limit(p_function, p_subject)
+$$;
+revoke execute on function public.supagate_hit_rate_limit(text, text) from public, anon, authenticated;
+grant execute on function public.supagate_hit_rate_limit(text, text) to service_role;
+
 -- ------------------------------------------------------------------ feature flags
 -- Flags with staged rollouts (supabase:FeatureFlag writes them through ops.apply_flag) and
 -- safety flags that stay on. Bucketing v1: the first 4 bytes of SHA-256(salt:subject) as an

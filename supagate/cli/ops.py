@@ -10,6 +10,12 @@ from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, UsageError, db
     stack_settings
 
 
+OPS_DOWN = ("-- Removes supagate's operations schema: alert rules, their state and undelivered notifications,\n"
+            "-- flags, rate-limit counters, and the one function it put in public.\n"
+            "drop function if exists public.supagate_hit_rate_limit(text, text);\n"
+            "drop schema if exists ops cascade;\n")
+
+
 def register(sub) -> None:
     ops = sub.add_parser("ops", help="operations: init the ops schema, status of jobs and alerts, drain notifications",
                          description="Examples: supagate ops init; SUPABASE_DB_URL=... supagate ops status --stack prod; "
@@ -34,17 +40,17 @@ def register(sub) -> None:
 
 
 def init(args) -> int:
-    from supagate.config.init import flags_module, ops_migration
+    from supagate.config.init import ops_migration, shared_modules
 
     directory: Path = args.migrations
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory: run this in the app's root (it holds supabase/migrations) "
                          "or pass --migrations DIR")
-    module = flags_module(directory.parent / "functions")
-    if module is not None and (not module[0].exists() or module[0].read_text() != module[1]):
-        module[0].parent.mkdir(parents=True, exist_ok=True)
-        module[0].write_text(module[1])
-        out(f"wrote {module[0]}: flag bucketing for edge functions, the same as the database's")
+    for path, text in shared_modules(directory.parent / "functions"):
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            out(f"wrote {path}: shared by the edge functions (flag bucketing, the rate limiter)")
     migration = ops_migration(directory)
     if migration is None:
         out(f"a migration in {directory} already creates the ops schema; nothing written")
@@ -53,9 +59,7 @@ def init(args) -> int:
     path.write_text(sql)
     down = directory / "down"
     if down.is_dir():  # the app keeps rollback scripts: give this one its own
-        (down / f"{path.stem}.down.sql").write_text(
-            "-- Removes supagate's operations schema: alert rules, their state and undelivered notifications.\n"
-            "drop schema if exists ops cascade;\n")
+        (down / f"{path.stem}.down.sql").write_text(OPS_DOWN)
     out(f"wrote {path}: review it and deploy it with your other migrations")
     return EXIT_OK
 

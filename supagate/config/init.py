@@ -70,7 +70,9 @@ def stack_document(tier: str, ref: str, config: dict, options: InitOptions, unve
         f"{ns}:functions": {slug: ({"signatureHeader": (options.signature_headers or {})[slug]}
                                    if slug in (options.signature_headers or {}) else {})
                             for slug in unverified},
-        f"{ns}:secretNames": [],
+        # A function without JWT is public: its rate limit is proved after every deploy.
+        f"{ns}:secretNames": ["RATE_LIMIT_PROBE_SECRET"] if unverified else [],
+        f"{ns}:rateLimits": {slug: {"limit": 100, "window": "1m", "key": "ip", "probe": True} for slug in unverified},
         f"{ns}:stagingStack": f"{options.org}/supabase-platform/staging" if tier == "production" else "",
     }
     if options.repository:
@@ -130,15 +132,16 @@ def ops_migration(directory: Path) -> tuple[Path, str] | None:
     return directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql", ops_sql()
 
 
-def flags_module(functions: Path) -> tuple[Path, str] | None:
-    """Flag bucketing for the app's edge functions (the same buckets as the database), when
-    the app has functions."""
+def shared_modules(functions: Path) -> list[tuple[Path, str]]:
+    """The Deno modules the app's edge functions import (flag bucketing, the shared rate
+    limiter), when the app has functions."""
     from importlib import resources
 
     if not functions.is_dir():
-        return None
-    return functions / "_shared" / "supagate_flags.ts", resources.files("supagate.ops").joinpath(
-        "deno/flags.ts").read_text()
+        return []
+    source = resources.files("supagate.ops").joinpath("deno")
+    return [(functions / "_shared" / f"supagate_{name}.ts", source.joinpath(f"{name}.ts").read_text())
+            for name in ("flags", "rate_limit")]
 
 
 def pack_configs(unverified: list[str], required_kinds: list[str] | None = None) -> dict[str, dict]:
@@ -178,7 +181,7 @@ def plan_files(project: Path, options: InitOptions) -> dict[Path, str]:
         document["config"]["supabase-platform:alerts"] = alerts
         document["config"]["supabase-platform:maintenance"] = {"historyRetentionDays": 14}
         files[project / f"Pulumi.{stack}.yaml"] = header + yaml.safe_dump(document, sort_keys=False)
-    for extra in (ops_migration(project / "supabase" / "migrations"), flags_module(project / "supabase" / "functions")):
+    for extra in (ops_migration(project / "supabase" / "migrations"), *shared_modules(project / "supabase" / "functions")):
         if extra is not None:
             files[extra[0]] = extra[1]
     for name, document in pack_configs(unverified, kinds).items():
@@ -196,6 +199,12 @@ def next_steps(options: InitOptions, unverified: list[str]) -> list[str]:
                   f"pulumi config set --secret --path 'alertSecrets.ONCALL_WEBHOOK_URL' 'https://...' --stack {stack}",
                   f"pulumi config set --secret --path 'alertSecrets.ONCALL_WEBHOOK_HMAC' \"$(openssl rand -hex 32)\" "
                   f"--stack {stack}"]
+    if unverified:
+        steps += [f"pulumi config set --secret --path 'functionSecrets.RATE_LIMIT_PROBE_SECRET' \"$(openssl rand -hex 32)\" "
+                  f"--stack {stack}" for stack in ("staging", "prod")]
+        steps.append(f"call the shared limiter first in {', '.join(unverified)}: "
+                     "`const limited = await rateLimit(req, \"<slug>\"); if (limited instanceof Response) return limited;` "
+                     "(import from ../_shared/supagate_rate_limit.ts); `supagate verify --rate-limit` proves it")
     for slug in unverified:
         if slug not in (options.signature_headers or {}):
             steps.append(f"set the header function {slug} verifies: supabase-platform:functions.{slug}.signatureHeader "

@@ -181,6 +181,28 @@ class FeatureFlag(_Model):
         return self
 
 
+class RateLimit(_Model):
+    """A function's limit: `limit` requests per `window` per client address (or user)."""
+    limit: int = Field(ge=1, le=1_000_000)
+    window: str = "1m"
+    key: Literal["ip", "user"] = "ip"
+    probe: bool = False  # `supagate verify --rate-limit` proves it after each deploy
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value):
+        from supagate.ops.kinds import seconds
+
+        if not 1 <= seconds(value, "window") <= 86400:
+            raise ValueError(f"window {value!r} is outside 1 s..24 h")
+        return value
+
+    def window_seconds(self) -> int:
+        from supagate.ops.kinds import seconds
+
+        return int(seconds(self.window, "window"))
+
+
 class SeedSettings(_Model):
     enabled: bool = False
     paths: tuple[str, ...] = ()  # relative to supabase/; default: config.toml [db.seed] sql_paths
@@ -220,6 +242,7 @@ class Settings(_Model):
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     seed: SeedSettings = SeedSettings()
+    rate_limits: dict[str, RateLimit] = {}
     migrations: MigrationSettings = MigrationSettings()
     staging_stack: str = ""  # fully qualified stack reference prod promotes from
     no_staging_reason: str = ""  # a production tier that promotes from nothing must say why
@@ -345,6 +368,9 @@ class Settings(_Model):
             problems.append("tier production without stagingStack: prod would deploy SQL no staging ran; set "
                             "stagingStack to the staging stack (org/supabase-platform/staging), or say why there "
                             "is none with noStagingReason")
+        if any(r.probe for r in self.rate_limits.values()) and "RATE_LIMIT_PROBE_SECRET" not in self.secret_names:
+            problems.append("rateLimits: a probed limit needs RATE_LIMIT_PROBE_SECRET in secretNames (the function "
+                            "checks the probe's signature with it): add it and set functionSecrets.RATE_LIMIT_PROBE_SECRET")
         if self.is_production and self.seed.enabled:
             problems.append("seed.enabled on a production tier: seed data never runs on production (set it on "
                             "staging or development stacks only)")

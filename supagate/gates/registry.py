@@ -51,6 +51,7 @@ SETTING_POLICIES: dict[str, tuple[str, str, str]] = {
     "supabase-flags-plan-valid": (MANDATORY, MANDATORY, ADVISORY),
     "supabase-flags-guards-exist": (MANDATORY, MANDATORY, ADVISORY),
     "supabase-seeds-forbid-prod": (MANDATORY, MANDATORY, MANDATORY),
+    "supabase-ratelimits-require-probe": (MANDATORY, ADVISORY, ADVISORY),
 }
 _TIER_INDEX = {PRODUCTION: 0, STAGING: 1, DEVELOPMENT: 2}
 # The rules the pack re-analyses from the SQL in the Migrations inputs, one policy each.

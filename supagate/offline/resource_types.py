@@ -18,6 +18,7 @@ Input shapes (keys as the engine sees them):
 - AlertChannel: db_url (secret), name, type, secret and sign_with (names in alertSecrets), labels.
 - FeatureFlag: db_url (secret), name, tier, flag (canonical: supagate/ops/flags.py: key, kind, salt, enabled,
   audience, steps [basis points; -1 internal], step, soak, paused, advance, guards, internal_users).
+- RateLimitPolicy: db_url (secret), name (the function), tier, max_requests, window_seconds, key_by, probe.
 - Seed: db_url (secret), tier, files [{path, sql, hash}]. DatabaseEnvironment: db_url (secret), tier, project_ref.
 - GitHub environments are pulumi-github's own RepositoryEnvironment resources.
 """
@@ -37,6 +38,7 @@ ALERT_RULE = "pulumi-python:dynamic/supabase:AlertRule"
 ALERT_CHANNEL = "pulumi-python:dynamic/supabase:AlertChannel"
 FEATURE_FLAG = "pulumi-python:dynamic/supabase:FeatureFlag"
 SEED = "pulumi-python:dynamic/supabase:Seed"
+RATE_LIMIT_POLICY = "pulumi-python:dynamic/supabase:RateLimitPolicy"
 DATABASE_ENVIRONMENT = "pulumi-python:dynamic/supabase:DatabaseEnvironment"
 GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
@@ -45,7 +47,8 @@ GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:R
 SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
                  PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",),
                  CRON_JOB: ("db_url",), ALERT_RULE: ("db_url",), ALERT_CHANNEL: ("db_url",),
-                 FEATURE_FLAG: ("db_url",), SEED: ("db_url",), DATABASE_ENVIRONMENT: ("db_url",)}
+                 FEATURE_FLAG: ("db_url",), SEED: ("db_url",), DATABASE_ENVIRONMENT: ("db_url",),
+                 RATE_LIMIT_POLICY: ("db_url",)}
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:

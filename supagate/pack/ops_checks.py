@@ -8,7 +8,8 @@ import re
 from typing import Any, Iterable
 
 from supagate.findings import Finding
-from supagate.offline.resource_types import ALERT_CHANNEL, ALERT_RULE, CRON_JOB, FEATURE_FLAG, MIGRATIONS
+from supagate.offline.resource_types import (ALERT_CHANNEL, ALERT_RULE, CRON_JOB, EDGE_FUNCTION, FEATURE_FLAG,
+                                             MIGRATIONS, RATE_LIMIT_POLICY)
 from supagate.pack.checks import _unreadable, _violation, plain
 
 # What a production stack must watch (the deployment guides' checklist items).
@@ -181,4 +182,18 @@ def flag_guard_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> li
             found.append(_violation("flags-guards", flag["key"], f"Flag {flag['key']} is guarded by "
                                     f"{', '.join(missing)}, which no alert rule of this stack is: its rollout "
                                     "would advance unwatched.", "Name rules declared under alerts.rules."))
+    return found
+
+
+def rate_limit_probe_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list[Finding]:
+    resources = list(resources)
+    probed = {plain(p.get("name")) for t, p in resources if t == RATE_LIMIT_POLICY and plain(p.get("probe")) is True}
+    found = []
+    for type_, props in resources:
+        if type_ == EDGE_FUNCTION and plain(props.get("verify_jwt")) is not True:
+            slug = plain(props.get("slug"))
+            if slug not in probed:
+                found.append(_violation("ratelimits-probe", str(slug), f"Function {slug} accepts requests without a "
+                                        "JWT and has no probed rate limit: nothing proves a flood is refused.",
+                                        f"Declare rateLimits.{slug}: {{limit: N, window: 1m, probe: true}}."))
     return found

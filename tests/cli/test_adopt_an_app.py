@@ -99,6 +99,8 @@ def set_secrets_as_the_cli_does(stack_file: Path) -> None:
     text = stack_file.read_text()
     for key in ("dbUrl", "supabaseAccessToken"):
         text = text.replace("config:\n", f"config:\n  supabase-platform:{key}:\n    secure: v1:Zm9vYmFy:YmFzZTY0Y2lwaGVy\n", 1)
+    text = text.replace("config:\n", "config:\n  supabase-platform:functionSecrets:\n"
+                        "    RATE_LIMIT_PROBE_SECRET:\n      secure: v1:Zm9vYmFy:cHJvYmU=\n", 1)
     text = text.replace("config:\n", "config:\n  supabase-platform:alertSecrets:\n"
                         "    ONCALL_WEBHOOK_URL:\n      secure: v1:Zm9vYmFy:aG9va3VybA==\n"
                         "    ONCALL_WEBHOOK_HMAC:\n      secure: v1:Zm9vYmFy:aG1hY2tleQ==\n", 1)

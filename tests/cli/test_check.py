@@ -24,7 +24,7 @@ def test_example_app_passes_prod_with_advisors_and_probes():
     assert all(FINDING_KEYS <= set(f) for f in report["findings"])
     # The real `supabase db advisors` ran against the shadow database and was mapped.
     assert any(f["rule"].startswith("advisor/") for f in report["findings"]), report
-    assert "8 migrations applied, 7 tables probed" in run.stderr
+    assert "9 migrations applied, 7 tables probed" in run.stderr
     allowed = [f for f in report["findings"] if f.get("allowed")]
     assert {f["rule"] for f in allowed} == {"rls-no-policy"} and len(allowed) == 5
 

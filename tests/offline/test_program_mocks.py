@@ -23,7 +23,7 @@ def stack_config(stack: str) -> dict:
     document = yaml.safe_load((APP / f"Pulumi.{stack}.yaml").read_text())["config"]
     config = {key.split(":", 1)[1]: value for key, value in document.items()}
     config["dbUrl"] = f"postgresql://postgres:{DB_PASSWORD}@db.example.supabase.co:5432/postgres"
-    config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    config["functionSecrets"] = {"TERRA_WEBHOOK_SECRET": WEBHOOK_SECRET, "RATE_LIMIT_PROBE_SECRET": "probe-never-in-plain"}
     config["supabaseAccessToken"] = ACCESS_TOKEN
     config["alertSecrets"] = {"ONCALL_WEBHOOK_URL": HOOK_URL, "ONCALL_WEBHOOK_HMAC": HOOK_KEY}
     return config
@@ -159,7 +159,8 @@ def test_function_secrets_are_secret_and_only_the_declared_names(evaluated):
     assert is_secret(secrets["inputs"]["secrets"])
     assert {"secrets", "access_token"} <= set(secrets["additional_secret_outputs"])
     value = secrets["inputs"]["secrets"]["value"]
-    assert set(value) == {"TERRA_WEBHOOK_SECRET", "HEALTH_MAX_OVERDUE_JOBS", "HEALTH_MAX_DEAD_LETTERS_24H"}
+    assert set(value) == {"TERRA_WEBHOOK_SECRET", "RATE_LIMIT_PROBE_SECRET", "HEALTH_MAX_OVERDUE_JOBS",
+                          "HEALTH_MAX_DEAD_LETTERS_24H"}
 
 
 def test_the_health_function_gets_the_stacks_thresholds():
@@ -241,7 +242,7 @@ def test_rules_without_the_ops_schema_stop_the_preview():
         operations_args(settings, migrations)
     # An app that only uses pg_cron from its migrations still gets history retention.
     bare = settings.model_copy(update={"alerts": type(settings.alerts)(), "maintenance": type(settings.maintenance)(),
-                                       "feature_flags": {}})
+                                       "feature_flags": {}, "rate_limits": {}})
     args = operations_args(bare, migrations)
     assert list(args["jobs"]) == ["supagate-purge-cron-history"] and args["rules"] == []
 

@@ -106,3 +106,23 @@ def test_a_guard_that_is_not_a_rule(pack):
     found = _by(running.analyze_stack([_migrations(stack), _rule(stack, "conns", "connectionSaturation", []), flag]),
                 "supabase-flags-guards-exist")
     assert len(found) == 1 and "guarded by ghost" in found[0].message
+
+
+def test_a_public_function_needs_a_probed_rate_limit(pack):
+    from supagate.offline.resource_types import EDGE_FUNCTION, RATE_LIMIT_POLICY
+
+    stack, running, _ = pack
+
+    def function(slug, verify_jwt):
+        return _resource(stack, EDGE_FUNCTION, f"project-fn-{slug}", {"slug": slug, "verify_jwt": verify_jwt},
+                         ["access_token"])
+
+    def limit(slug, probe):
+        return _resource(stack, RATE_LIMIT_POLICY, f"operations-rate-limit-{slug}",
+                         {"name": slug, "max_requests": 100, "window_seconds": 60, "probe": probe}, ["db_url"])
+
+    resources = [function("webhook-terra", False), function("stripe", False), function("unclear", None),
+                 function("health-check", True), limit("webhook-terra", True), limit("stripe", False)]
+    found = _by(running.analyze_stack(resources), "supabase-ratelimits-require-probe")
+    assert sorted(v.message.split("Function ")[1].split()[0] for v in found) == ["stripe", "unclear"]
+    assert {v.enforcement for v in found} == {_expected_level(stack, "supabase-ratelimits-require-probe")}

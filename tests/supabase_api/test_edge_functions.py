@@ -48,7 +48,8 @@ def test_unverified_function_needs_a_signature_header_and_overrides_need_a_folde
 def test_bundle_holds_shared_imports_and_the_hash_follows_the_content(tmp_path):
     root = _copy_app(tmp_path)
     before = {f.slug: f for f in discover(root, TERRA)}
-    assert set(before["job-worker"].files) == {"job-worker/index.ts", "_shared/supabase.ts", "_shared/supagate_flags.ts"}
+    assert set(before["job-worker"].files) == {"job-worker/index.ts", "_shared/supabase.ts", "_shared/supagate_flags.ts",
+                                               "_shared/supagate_rate_limit.ts"}
     (root / "functions" / "_shared" / "supabase.ts").write_text("// changed\n", encoding="utf-8")
     after = {f.slug: f for f in discover(root, TERRA)}
     assert all(after[s].content_sha256 != before[s].content_sha256 for s in after)

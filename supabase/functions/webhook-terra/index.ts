@@ -2,6 +2,7 @@
 // config.toml), so the request must carry a valid HMAC-SHA256 signature instead:
 // header `terra-signature: t=<unix seconds>,v1=<hex hmac of "<t>.<raw body>">`.
 import { json, serviceClient } from "../_shared/supabase.ts";
+import { rateLimit } from "../_shared/supagate_rate_limit.ts";
 
 const TOLERANCE_SECONDS = 300;
 const encoder = new TextEncoder();
@@ -32,6 +33,9 @@ export async function verifySignature(header: string | null, body: string, secre
 
 Deno.serve(async (req: Request) => {
   if (req.method !== "POST") return json({ error: "method not allowed" }, 405);
+  // Before the signature check: a flood of forged requests is refused cheaply, in every isolate.
+  const limited = await rateLimit(req, "webhook-terra");
+  if (limited instanceof Response) return limited;
   const secret = Deno.env.get("TERRA_WEBHOOK_SECRET");
   if (!secret) return json({ error: "webhook secret not configured" }, 500);
   const body = await req.text();

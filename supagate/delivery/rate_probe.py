@@ -1,0 +1,134 @@
+"""`supagate verify --rate-limit`: prove a deployed function's rate limit after a deploy.
+
+Every request carries `X-Supagate-Probe: <nonce>.<unix>.<hmac>` (HMAC-SHA256 with the
+function secret RATE_LIMIT_PROBE_SECRET), so the function counts it under `probe:<nonce>`
+and no real caller's quota is touched. Phases:
+  1. N sequential requests: none refused, RateLimit's remaining going down;
+  2. one more: 429 with 0 < Retry-After <= the window;
+  3. a fresh nonce, N + k requests at once over k connections: exactly N allowed (a
+     per-isolate counter lets more through, and still passes a single-instance test);
+  4. with a database URL: the counter holds N + k, then the probe's rows are deleted.
+A phase that would straddle a window boundary waits for the next window first. At most
+2N + k + 1 requests. Every failure is a sentence naming the phase and what came back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+PROBE_HEADER = "X-Supagate-Probe"
+
+
+def probe_header(secret: str, nonce: str, now: float) -> str:
+    stamp = str(int(now))
+    mac = hmac.new(secret.encode(), f"{nonce}.{stamp}".encode(), hashlib.sha256).hexdigest()
+    return f"{nonce}.{stamp}.{mac}"
+
+
+def _field(header: str | None, name: str) -> int | None:
+    match = re.search(rf"\b{name}=(\d+)", header or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class ProbeResult:
+    function: str
+    problems: list[str] = field(default_factory=list)
+    requests: int = 0
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def probe(url: str, function: str, limit: int, window_seconds: int, secret: str, concurrency: int = 3,
+          db_url: str | None = None, post: Callable[..., Any] | None = None,
+          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> ProbeResult:
+    import httpx
+
+    result = ProbeResult(function)
+    client = None if post else httpx.Client(timeout=15.0)
+    send = post or (lambda u, **kw: client.post(u, **kw))
+
+    def hit(nonce: str):
+        result.requests += 1
+        return send(url, headers={PROBE_HEADER: probe_header(secret, nonce, clock())}, content=b"{}")
+
+    def fresh_window(nonce: str, needed: float):
+        """The first request of a phase; when the window ends too soon, wait and start over."""
+        first = hit(nonce)
+        left = _field(first.headers.get("RateLimit"), "t")
+        if left is not None and left < needed and left <= window_seconds:
+            result.log.append(f"waiting {left + 1} s for the next window")
+            sleep(left + 1)
+            nonce = secrets.token_hex(8)
+            first = hit(nonce)
+        return nonce, first
+
+    nonces = []
+    try:
+        needed = 5 + limit * 0.2
+        nonce, first = fresh_window(secrets.token_hex(8), needed)
+        nonces.append(nonce)
+        answers = [first] + [hit(nonce) for _ in range(limit - 1)]
+        refused = [i + 1 for i, a in enumerate(answers) if a.status_code == 429]
+        if refused:
+            result.problems.append(f"phase 1: request {refused[0]} of {limit} was refused (429) though the limit is "
+                                   f"{limit} per {window_seconds} s")
+        remaining = [_field(a.headers.get("RateLimit"), "r") for a in answers]
+        if None in remaining:
+            result.problems.append("phase 1: an answer had no RateLimit header (\"default\";r=<remaining>;t=<reset>)")
+        elif any(b >= a for a, b in zip(remaining, remaining[1:])):
+            result.problems.append(f"phase 1: RateLimit remaining did not go down: {remaining}")
+        extra = hit(nonce)
+        if extra.status_code != 429:
+            result.problems.append(f"phase 2: request {limit + 1} got {extra.status_code}, not 429: the limit "
+                                   "does not hold")
+        else:
+            retry = extra.headers.get("Retry-After")
+            if retry is None or not retry.isdigit() or not 0 < int(retry) <= window_seconds:
+                result.problems.append(f"phase 2: the 429 had Retry-After {retry!r}, not seconds in 1..{window_seconds}")
+        nonce, first = fresh_window(secrets.token_hex(8), needed)
+        nonces.append(nonce)
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            rest = list(pool.map(lambda _: hit(nonce), range(limit + concurrency - 1)))
+        statuses = [first.status_code] + [a.status_code for a in rest]
+        allowed = sum(s != 429 for s in statuses)
+        if allowed != limit:
+            result.problems.append(f"phase 3: {limit + concurrency} requests at once, {allowed} allowed instead of "
+                                   f"{limit}: the counter is not shared (per-isolate memory?)")
+        if db_url:
+            _cross_check(db_url, function, nonce, limit + concurrency, result)
+    finally:
+        if client is not None:
+            client.close()
+        if db_url and nonces:
+            _clean(db_url, function, nonces)
+    return result
+
+
+def _cross_check(db_url: str, function: str, nonce: str, expected: int, result: ProbeResult) -> None:
+    from supagate.postgres.connect import connect
+
+    with connect(db_url) as conn:
+        row = conn.execute("select sum(request_count) from ops.rate_counters where key = %s",
+                           (f"{function}:probe:{nonce}",)).fetchone()
+    counted = int(row[0] or 0)
+    if counted != expected:
+        result.problems.append(f"phase 4: the database counted {counted} probe requests, not {expected}")
+
+
+def _clean(db_url: str, function: str, nonces: list[str]) -> None:
+    from supagate.postgres.connect import connect
+
+    with connect(db_url) as conn:
+        conn.execute("delete from ops.rate_counters where key = any(%s)",
+                     ([f"{function}:probe:{n}" for n in nonces],))
