@@ -96,6 +96,8 @@ if operations is not None:
 verification = Verification(
     "verification", stack, config.require_secret("dbUrl"),
     triggers=[database.migration_set, *(f.content_sha256 for f in functions)],
+    probe_secret=(pulumi.Output.secret(settings.function_secrets["RATE_LIMIT_PROBE_SECRET"].get_secret_value())
+                  if any(r.probe for r in settings.rate_limits.values()) else None),
     opts=pulumi.ResourceOptions(depends_on=[database, project, *([operations] if operations else [])]))
 
 pulumi.export("projectRef", settings.project_ref)

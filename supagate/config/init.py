@@ -134,14 +134,14 @@ def ops_migration(directory: Path) -> tuple[Path, str] | None:
 
 def shared_modules(functions: Path) -> list[tuple[Path, str]]:
     """The Deno modules the app's edge functions import (flag bucketing, the shared rate
-    limiter), when the app has functions."""
+    limiter, the OFREP handler), when the app has functions."""
     from importlib import resources
 
     if not functions.is_dir():
         return []
     source = resources.files("supagate.ops").joinpath("deno")
     return [(functions / "_shared" / f"supagate_{name}.ts", source.joinpath(f"{name}.ts").read_text())
-            for name in ("flags", "rate_limit")]
+            for name in ("flags", "rate_limit", "ofrep")]
 
 
 def pack_configs(unverified: list[str], required_kinds: list[str] | None = None) -> dict[str, dict]:

@@ -313,7 +313,7 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
     stack, result = evaluated
     commands = {r["name"]: r["inputs"] for r in _of_type(result, "command:local:Command")}
     verify = commands["verification-verify"]
-    assert verify["create"] == f"uv run supagate verify --stack {stack}"
+    assert verify["create"] == f"uv run supagate verify --stack {stack} --rate-limit"  # webhook-terra's limit is probed
     assert is_secret(verify["environment"])
     if stack == "prod":
         snapshot = commands["database-snapshot"]

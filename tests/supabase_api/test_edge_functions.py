@@ -15,7 +15,8 @@ TERRA = {"webhook-terra": FunctionOverride(signature_header="terra-signature")}
 
 def test_every_app_function_type_checks_as_deployed():
     functions = discover(APP / "supabase", TERRA)
-    assert [f.slug for f in functions] == ["health-check", "job-worker", "momentum-score-calculator", "webhook-terra"]
+    assert [f.slug for f in functions] == ["flags", "health-check", "job-worker", "momentum-score-calculator",
+                                          "webhook-terra"]
     for function in functions:
         deno_check(function)  # raises with the compiler's message on failure
 
@@ -48,8 +49,10 @@ def test_unverified_function_needs_a_signature_header_and_overrides_need_a_folde
 def test_bundle_holds_shared_imports_and_the_hash_follows_the_content(tmp_path):
     root = _copy_app(tmp_path)
     before = {f.slug: f for f in discover(root, TERRA)}
-    assert set(before["job-worker"].files) == {"job-worker/index.ts", "_shared/supabase.ts", "_shared/supagate_flags.ts",
-                                               "_shared/supagate_rate_limit.ts"}
+    # The function's folder and the whole shared folder it imports from, nothing else.
+    shared = {f"_shared/{p.name}" for p in (root / "functions" / "_shared").iterdir()}
+    assert "_shared/supabase.ts" in shared
+    assert set(before["job-worker"].files) == {"job-worker/index.ts", *shared}
     (root / "functions" / "_shared" / "supabase.ts").write_text("// changed\n", encoding="utf-8")
     after = {f.slug: f for f in discover(root, TERRA)}
     assert all(after[s].content_sha256 != before[s].content_sha256 for s in after)

@@ -1,0 +1,104 @@
+"""The OFREP handler (supagate/ops/deno/ofrep.ts) served by real Deno, over the flags the
+database decides: single and bulk evaluation, FLAG_NOT_FOUND, PARSE_ERROR, ETag and 304,
+every answer validated against the protocol's response shapes (tests/fixtures/ofrep)."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import httpx
+import jsonschema
+import psycopg
+import yaml
+
+from supagate.ops.flags import bucket
+from tests.conftest import ROOT
+from tests.ops.test_rate_limits import _Server, serve_deno
+
+CONTRACT = yaml.safe_load((ROOT / "tests" / "fixtures" / "ofrep" / "contract.yaml").read_text())
+SCRIPT = """import { ofrepHandler } from "%s";
+Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen() {} }, ofrepHandler(async (req) => {
+  const response = await fetch(`${Deno.env.get("SUPABASE_URL")}/rest/v1/rpc/my_feature_flags`, {
+    method: "POST", headers: { authorization: req.headers.get("authorization") ?? "" }, body: "{}" });
+  if (!response.ok) throw new Error(`the Data API answered ${response.status}`);
+  return await response.json();
+}));
+"""
+
+
+def _valid(document, shape: str) -> None:
+    jsonschema.Draft202012Validator(CONTRACT[shape]).validate(document)
+
+
+def data_api(db_url: str) -> _Server:
+    """/rest/v1/rpc/my_feature_flags as PostgREST answers it: the bearer token is the user here."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            subject = (self.headers.get("authorization") or "").removeprefix("Bearer ") or None
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                rows = conn.execute("select key, enabled, reason, kind from ops.flags_for(%s, 'members') "
+                                    "where key like 'ofrep_%%'", (subject,)).fetchall()
+            content = json.dumps([dict(zip(("key", "enabled", "reason", "kind"), r)) for r in rows]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, *args):
+            pass
+
+    return _Server(Handler)
+
+
+def test_ofrep_single_bulk_and_etag(ops_url, tmp_path):
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("insert into ops.flags (key, salt, enabled, steps) values ('ofrep_half', 'ofrep_half', true, "
+                     "'{5000}'), ('ofrep_off', 'ofrep_off', false, '{10000}') on conflict do nothing")
+        conn.execute("insert into ops.flags (key, kind, salt, enabled) values ('ofrep_crisis', 'safety', "
+                     "'ofrep_crisis', true) on conflict do nothing")
+    user = next(f"user-{i}" for i in range(100) if bucket("ofrep_half", f"user-{i}") < 5000)
+    api = data_api(ops_url)
+    module = (ROOT / "supagate" / "ops" / "deno" / "ofrep.ts").as_uri()
+    proc, url = serve_deno(tmp_path, SCRIPT % module, {"SUPABASE_URL": api.url}, "ofrep")
+    auth = {"authorization": f"Bearer {user}"}
+    try:
+        single = httpx.post(f"{url}/ofrep/v1/evaluate/flags/ofrep_half", json={"context": {"targetingKey": user}},
+                            headers=auth)
+        missing = httpx.post(f"{url}/ofrep/v1/evaluate/flags/ofrep_nope", json={}, headers=auth)
+        broken = httpx.post(f"{url}/ofrep/v1/evaluate/flags/ofrep_half", content=b"{not json", headers=auth)
+        bulk = httpx.post(f"{url}/ofrep/v1/evaluate/flags", json={"context": {}}, headers=auth)
+        again = httpx.post(f"{url}/ofrep/v1/evaluate/flags", json={}, headers={**auth, "if-none-match": bulk.headers["etag"]})
+        with psycopg.connect(ops_url, autocommit=True) as conn:
+            conn.execute("update ops.flags set enabled = true where key = 'ofrep_off'")
+        changed = httpx.post(f"{url}/ofrep/v1/evaluate/flags", json={}, headers={**auth, "if-none-match": bulk.headers["etag"]})
+        signed_out = httpx.post(f"{url}/ofrep/v1/evaluate/flags/ofrep_half", json={})
+    finally:
+        proc.kill()
+        api.close()
+    assert single.status_code == 200 and single.json()["value"] is True and single.json()["reason"] == "SPLIT"
+    _valid(single.json(), "single_success")
+    assert missing.status_code == 404
+    _valid(missing.json(), "flag_not_found")
+    assert broken.status_code == 400
+    _valid(broken.json(), "evaluation_failure")
+    assert bulk.status_code == 200 and bulk.headers["etag"]
+    _valid(bulk.json(), "bulk_success")
+    flags = {f["key"]: f for f in bulk.json()["flags"]}
+    assert flags["ofrep_crisis"]["value"] is True and flags["ofrep_crisis"]["reason"] == "STATIC"
+    assert flags["ofrep_off"]["value"] is False and flags["ofrep_off"]["reason"] == "DISABLED"
+    assert again.status_code == 304
+    assert changed.status_code == 200 and changed.headers["etag"] != bulk.headers["etag"]
+    assert signed_out.json()["value"] is False and signed_out.json()["reason"] == "DEFAULT"  # no shared anonymous bucket
+
+
+def test_the_test_app_ships_the_products_deno_modules():
+    from tests.conftest import APP
+
+    shared = APP / "supabase" / "functions" / "_shared"
+    for name in ("flags", "rate_limit", "ofrep"):
+        assert (shared / f"supagate_{name}.ts").read_text() == \
+            (ROOT / "supagate" / "ops" / "deno" / f"{name}.ts").read_text(), name
+    assert Path(shared.parent / "flags" / "index.ts").exists()
