@@ -34,7 +34,35 @@ def _position(conn, key: str) -> dict[str, Any] | None:
             "paused": paused, "steps": list(steps), "audience": audience}
 
 
+def planned_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What the preview says will happen to the flag (Check's output shows in the diff;
+    a provider's log lines never reach the engine's display)."""
+    from supagate.ops.flags import describe
+
+    steps, step = new.get("steps") or [], int(new.get("step") or 0)
+    where = describe(int(steps[step])) if step < len(steps) else "?"
+    if new.get("kind") == "safety":
+        return f"{new.get('key')}: safety flag, on for everyone"
+    if not old:
+        return f"{new.get('key')}: created at step {step} ({where})"
+    before = int(old.get("step") or 0)
+    if new.get("advance") == "auto":
+        return f"{new.get('key')}: auto rollout; the database moves it (stack says step {step})"
+    if step > before:
+        return f"{new.get('key')}: step {before} -> {step} ({where}), if its soak has passed and its guards are quiet"
+    if step < before:
+        return f"{new.get('key')}: back from step {before} to {step} ({where})"
+    return f"{new.get('key')}: stays at step {step} ({where})" + (", paused" if new.get("paused") else "")
+
+
 class FeatureFlagProvider(NamedRowProvider):
+    @engine_values
+    def check(self, olds: dict[str, Any], news: dict[str, Any]):
+        from pulumi.dynamic import CheckResult
+
+        return CheckResult({**news, "planned_change": planned_change(olds.get("flag") or {}, news.get("flag") or {})},
+                           [])
+
     @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = olds.get("flag") or {}, news.get("flag") or {}
@@ -43,8 +71,7 @@ class FeatureFlagProvider(NamedRowProvider):
         changed = old != new or olds.get("db_url") != news.get("db_url") or bool(olds.get("drift"))
         if changed and new.get("step") != olds.get("step"):
             # The rollout rules need the database clock and the guards' state: a dry run.
-            outcome = connected(news, lambda conn: _apply(conn, new, dry_run=True))
-            pulumi.log.info(outcome)
+            connected(news, lambda conn: _apply(conn, new, dry_run=True))  # raises with the reason and the time left
         replaces = ["key"] if old.get("key") != new.get("key") else []
         return DiffResult(changes=changed or bool(replaces), replaces=replaces, delete_before_replace=True)
 

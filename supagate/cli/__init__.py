@@ -13,11 +13,11 @@ import os
 import sys
 
 from supagate import __version__
-from supagate.cli import alerts, check, db, init, local, migrate, ops, plan, test, verify, workflows
+from supagate.cli import alerts, check, db, flags, init, local, migrate, ops, plan, test, verify, workflows
 from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
 from supagate.errors import BadInput, Failed
 
-COMMANDS = (init, migrate, check, plan, verify, test, db, workflows, local, alerts, ops)
+COMMANDS = (init, migrate, check, plan, verify, test, db, workflows, local, alerts, ops, flags)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,12 @@ def host():
 
 
 def test_the_preview_enforces_one_step_after_the_soak_with_quiet_guards(ops_url, host):
+    checked, _ = host.check({}, _props(ops_url, "res_canary", 0))
+    assert checked["planned_change"] == "res_canary: created at step 0 (5%)"
     id_, outs = host.create(_props(ops_url, "res_canary", 0))
+    moving, _ = host.check(_props(ops_url, "res_canary", 0), _props(ops_url, "res_canary", 1))
+    assert moving["planned_change"] == ("res_canary: step 0 -> 1 (25%), if its soak has passed and its guards "
+                                        "are quiet")
     assert outs["step"] == 0 and outs["outcome"] == "create res_canary at step 0"
     state = without_provider(outs)
     with pytest.raises(Exception, match="step 0 -> 2 skips a step"):

@@ -180,3 +180,25 @@ def test_auto_rollouts_advance_after_the_soak_and_step_back_on_a_firing_guard(op
         outcome = conn.execute("select ops.apply_flag(%s::jsonb, false)",
                                (_plan("auto_roll", 2, steps=(500, 2500, 10000), advance="auto"),)).fetchone()
         assert outcome == ("keep auto_roll at step 0",)
+
+
+def test_codegen_defaults_fail_safe_and_explain_agrees_with_the_database(ops_url, tmp_path):
+    from tests.cli.test_cli import supagate
+    from tests.conftest import APP
+
+    out = tmp_path / "flag_defaults.ts"
+    done = supagate("flags", "codegen", "--stack", "prod", "--stack-file", str(APP / "Pulumi.prod.yaml"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "  crisis_detection: true,  // safety" in text and "  momentum_v2: false,  // release" in text
+
+    user = "0b5e7c1e-0000-4000-8000-000000000001"
+    explained = supagate("flags", "explain", "momentum_v2", "--user", user, "--stack", "prod", "--stack-file",
+                         str(APP / "Pulumi.prod.yaml"), "--format", "json")
+    report = json.loads(explained.stdout)
+    assert report["bucket"] == bucket("momentum_v2", user) and report["at"] == "10%"
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("insert into ops.flags (key, salt, enabled, steps, step) values ('momentum_v2', 'momentum_v2', "
+                     "true, '{-1,1000,5000,10000}', 1) on conflict do nothing")
+        in_db = conn.execute("select enabled from ops.flag_evaluate('momentum_v2', %s)", (user,)).fetchone()[0]
+    assert report["value"] == in_db
