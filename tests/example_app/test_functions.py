@@ -18,7 +18,7 @@ def slugs():
 
 def test_every_function_folder_has_a_config_entry_with_its_entrypoint():
     functions = config()["functions"]
-    assert slugs() == sorted(functions) == ["health-check", "job-worker", "momentum-score-calculator",
+    assert slugs() == sorted(functions) == ["flags", "health-check", "job-worker", "momentum-score-calculator",
                                             "webhook-terra"]
     for slug, entry in functions.items():
         assert (APP / "supabase" / entry["entrypoint"]).is_file(), slug
@@ -27,7 +27,8 @@ def test_every_function_folder_has_a_config_entry_with_its_entrypoint():
 def test_verify_jwt_is_on_except_for_the_signed_webhook():
     functions = config()["functions"]
     assert {slug: entry["verify_jwt"] for slug, entry in functions.items()} == {
-        "health-check": True, "job-worker": True, "momentum-score-calculator": True, "webhook-terra": False}
+        "flags": True, "health-check": True, "job-worker": True, "momentum-score-calculator": True,
+        "webhook-terra": False}
     webhook = (FUNCTIONS / "webhook-terra" / "index.ts").read_text()
     assert "terra-signature" in webhook and "HMAC" in webhook and "401" in webhook
 
