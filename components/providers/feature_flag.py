@@ -58,10 +58,14 @@ def planned_change(old: dict[str, Any], new: dict[str, Any]) -> str:
 class FeatureFlagProvider(NamedRowProvider):
     @engine_values
     def check(self, olds: dict[str, Any], news: dict[str, Any]):
-        from pulumi.dynamic import CheckResult
+        from pulumi.dynamic import CheckFailure, CheckResult
 
+        from supagate.pack.ops_checks import flag_safety_violations
+
+        # A safety flag that is not on for everyone stops here, before any database sees it.
+        failures = [CheckFailure("flag", f.message) for f in flag_safety_violations(news)]
         return CheckResult({**news, "planned_change": planned_change(olds.get("flag") or {}, news.get("flag") or {})},
-                           [])
+                           failures)
 
     @engine_values
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

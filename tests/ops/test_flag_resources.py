@@ -1,7 +1,7 @@
 """supabase:FeatureFlag in the SDK's provider host over gRPC: the preview (Diff) refuses a
 skipped step, an early step (saying when it can start) and a step under a firing guard,
-against the database clock; going back is fine; a safety flag cannot be deleted or change
-kind; refresh reports a flag changed by hand."""
+against the database clock; going back is fine; a safety flag cannot be narrowed (Check),
+deleted or change kind; refresh reports a flag changed by hand."""
 
 from __future__ import annotations
 
@@ -74,6 +74,9 @@ def test_refresh_reports_a_flag_changed_by_hand(ops_url, host):
 
 
 def test_a_safety_flag_cannot_be_removed_or_demoted(ops_url, host):
+    for narrowed in ({"paused": True}, {"enabled": False}, {"audience": "coaches"}, {"steps": [500, 10000]}):
+        _, failures = host.check({}, _props(ops_url, "res_crisis", 0, kind="safety", guards=[], **narrowed))
+        assert failures and "Safety flag res_crisis is" in failures[0][1], narrowed
     id_, outs = host.create(_props(ops_url, "res_crisis", 0, kind="safety", guards=[]))
     with pytest.raises(Exception, match="res_crisis is a safety flag: it cannot be removed"):
         host.delete(id_, without_provider(outs))
