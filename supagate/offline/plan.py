@@ -74,29 +74,39 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
     # stand-ins for secrets set only through the engine.
     request = {"root": str(root), "stack": stack, "config": values, "secret_keys": secret_keys_of(stack_file),
                "stack_outputs": outputs}
-    done = subprocess.run([sys.executable, "-m", "supagate.offline.program"], input=json.dumps(request),
-                          capture_output=True, text=True, cwd=root, timeout=300)
-    if done.returncode != 0:
-        raise PlanError(f"failed to evaluate the program: {done.stderr.strip()[-1500:]}")
-    evaluated = json.loads(done.stdout)
-    if evaluated["error"]:
-        raise PlanError(f"failed to evaluate the program: {evaluated['error']}")
-    resources = evaluated["registrations"]
-
-    pack_dir = root / "policies"
-    by_tier = {"production": "prod.json", "staging": "staging.json"}.get(settings.tier, f"{stack}.json")
-    config_path = pack_config or next((p for p in (pack_dir / "config" / f"{stack}.json",
-                                                   pack_dir / "config" / by_tier) if p.exists()),
-                                      pack_dir / "config" / f"{stack}.json")
-    if not config_path.exists():
-        notes.append(f"no {config_path.relative_to(root)}: every policy runs at the level it declares")
-        config_path = None
-    python = pack_python(pack_dir, progress)
-    progress(f"Running the policy pack over {len(resources)} resources...")
-    with PolicyPack(pack_dir, python=python, stack=stack) as pack:
-        pack.configure(load_pack_config(config_path), str(config_path or "defaults"))
-        violations = [v for r in resources for v in pack.analyze(r)]
-        violations += pack.analyze_stack(resources)
+    # The program and the pack start side by side (each is an interpreter loading its
+    # imports, ~0.5-1.5 s): the pack is ready by the time the registrations are.
+    program = subprocess.Popen([sys.executable, "-m", "supagate.offline.program"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        program.stdin.write(json.dumps(request))  # the config holds secrets: never on a command line
+        program.stdin.close()
+        program.stdin = None  # written and closed: communicate() below only reads
+        pack_dir = root / "policies"
+        by_tier = {"production": "prod.json", "staging": "staging.json"}.get(settings.tier, f"{stack}.json")
+        config_path = pack_config or next((p for p in (pack_dir / "config" / f"{stack}.json",
+                                                       pack_dir / "config" / by_tier) if p.exists()),
+                                          pack_dir / "config" / f"{stack}.json")
+        if not config_path.exists():
+            notes.append(f"no {config_path.relative_to(root)}: every policy runs at the level it declares")
+            config_path = None
+        python = pack_python(pack_dir, progress)
+        with PolicyPack(pack_dir, python=python, stack=stack) as pack:
+            pack.configure(load_pack_config(config_path), str(config_path or "defaults"))
+            stdout, stderr = program.communicate(timeout=300)
+            if program.returncode != 0:
+                raise PlanError(f"failed to evaluate the program: {stderr.strip()[-1500:]}")
+            evaluated = json.loads(stdout)
+            if evaluated["error"]:
+                raise PlanError(f"failed to evaluate the program: {evaluated['error']}")
+            resources = evaluated["registrations"]
+            progress(f"Running the policy pack over {len(resources)} resources...")
+            violations = [v for r in resources for v in pack.analyze(r)]
+            violations += pack.analyze_stack(resources)
+    finally:
+        if program.poll() is None:
+            program.kill()
+            program.wait()
     return PlanResult(resources=resources, violations=violations, notes=notes)
 
 
