@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -78,3 +79,35 @@ def test_gate_case(rule, advisory_rule, case, cluster, db_url, tmp_path):
     else:
         assert not of_rule, f"unexpected {rule} finding: {summary}"
         assert not report.blocked, summary
+
+
+def test_probes_find_the_same_whatever_the_number_of_lanes(cluster, app_db_url, tmp_path):
+    """Probes run over several connection pairs at once; the findings (and their order) are
+    those of one lane, on every isolation case and on the test app."""
+    from supagate.gates.shadow.probes import isolation_probes
+    from tests.conftest import APP_MIGRATIONS
+
+    document = yaml.safe_load((CASES_DIR / "rls-isolation-leak.yaml").read_text())
+    sources = [(cluster.create_database(f"lanes_{i}_{tmp_path.name[-12:].replace('-', '_')}".lower()),
+                load_migrations(_directory(tmp_path / f"case{i}", case["migrations"], case.get("down"))))
+               for i, case in enumerate(document["cases"])]
+    sources.append((app_db_url, load_migrations(APP_MIGRATIONS)))  # pg_cron needs a cluster's postgres database
+    # Twelve tables, every other one leaking: four lanes interleave them, the order must not change.
+    many = "\n".join(
+        f"create table public.t{i:02d} (id bigint generated always as identity primary key, "
+        f"user_id uuid not null references auth.users, note text);\n"
+        f"alter table public.t{i:02d} enable row level security;\n"
+        f"create policy p on public.t{i:02d} for all to authenticated using "
+        + ("(true) with check (true);" if i % 2 else "((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);")
+        for i in range(12))
+    sources.append((cluster.create_database(f"lanes_many_{tmp_path.name[-12:].replace('-', '_')}".lower()),
+                    load_migrations(_directory(tmp_path / "many", {"20250101000000_many.sql": many}))))
+    compared = 0
+    for url, migrations in sources:
+        runner.migrate(url, migrations, runner.Options(include_all=True), progress=lambda _: None)
+        with psycopg.connect(url, autocommit=True) as conn:
+            one = isolation_probes(conn, url, ("public", "graphql_public"), workers=1)
+            four = isolation_probes(conn, url, ("public", "graphql_public"), workers=4)
+        assert [f.__dict__ for f in one[0]] == [f.__dict__ for f in four[0]] and one[1] == four[1]
+        compared += one[1]
+    assert compared >= 25 and len(one[0]) >= 6  # the last source: 12 tables, 6 of them leaking

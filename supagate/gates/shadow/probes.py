@@ -11,6 +11,7 @@ The probes reach the tables as PostgREST does: connected as `authenticator`, the
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import uuid
@@ -121,20 +122,40 @@ def _row(columns: list[Column], owner: str, user: uuid.UUID, n: int):
     return sql.SQL("({}) VALUES ({})").format(sql.SQL(", ").join(names), sql.SQL(", ").join(values))
 
 
-def isolation_probes(conn: psycopg.Connection, url: str, exposed: tuple[str, ...]) -> tuple[list[Finding], int]:
-    """Probe every exposed table holding personal data, as PostgREST would reach it."""
+# Probes run over a few connection pairs at once: each table's probes are independent (every
+# one in its own rolled-back transaction), and a real project has hundreds of tables. On 2
+# cores 300 tables take 1.1 s on one lane and 0.75-0.95 s on two to four.
+WORKERS = min(4, max(2, os.cpu_count() or 2))
+
+
+def isolation_probes(conn: psycopg.Connection, url: str, exposed: tuple[str, ...],
+                     workers: int = WORKERS) -> tuple[list[Finding], int]:
+    """Probe every exposed table holding personal data, as PostgREST would reach it. The
+    findings come back in table order whatever the number of workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from supagate.postgres.connect import connect
+
     targets = [(s, t, owner) for s, t, owner, contact in _tables(conn, exposed) if owner is not None or contact]
     if not targets:
         return [], 0
-    findings: list[Finding] = []
     conn.execute(SEED_HELPER)
+    lanes = max(1, min(workers, len(targets)))
+    api_conninfo = _authenticator_conninfo(conn, url)  # once, before any lane connects
+
+    def lane(index: int) -> list[tuple[int, list[Finding]]]:
+        mine = [(i, target) for i, target in enumerate(targets) if i % lanes == index]
+        with connect(url) as owner, \
+                psycopg.connect(api_conninfo, autocommit=True, connect_timeout=10,
+                                application_name="supagate probes") as api:
+            return [(i, _probe_table(owner, api, *target)) for i, target in mine]
+
     try:
-        with _connect_as_authenticator(conn, url) as api:
-            for schema, table, owner in targets:
-                findings += _probe_table(conn, api, schema, table, owner)
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            done = [found for result in pool.map(lane, range(lanes)) for found in result]
     finally:
         conn.execute("DROP SCHEMA IF EXISTS supagate_probe CASCADE")
-    return findings, len(targets)
+    return [f for _, found in sorted(done, key=lambda item: item[0]) for f in found], len(targets)
 
 
 # Seeds are written by the database owner, skipping foreign keys and triggers, inside the
@@ -162,21 +183,20 @@ GRANT EXECUTE ON FUNCTION supagate_probe.seed(text[], boolean), supagate_probe.r
 """
 
 
-def _connect_as_authenticator(conn: psycopg.Connection, url: str) -> psycopg.Connection:
-    """A connection as `authenticator`, PostgREST's login role (never the owner: on Supabase
-    `postgres` bypasses RLS, and session_user would differ)."""
+def _authenticator_conninfo(conn: psycopg.Connection, url: str) -> str:
+    """How to connect as `authenticator`, PostgREST's login role (never the owner: on
+    Supabase `postgres` bypasses RLS, and session_user would differ)."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params = {**conninfo_to_dict(url), "user": "authenticator"}
     params.pop("password", None)
     try:
-        return psycopg.connect(make_conninfo(**params), autocommit=True, connect_timeout=10,
-                               application_name="supagate probes")
+        psycopg.connect(make_conninfo(**params), connect_timeout=10).close()
+        return make_conninfo(**params)
     except psycopg.OperationalError:
         password = secrets.token_urlsafe(24)  # the shadow's own: throwaway, never printed
         conn.execute(sql.SQL("ALTER ROLE authenticator PASSWORD {}").format(sql.Literal(password)))
-        return psycopg.connect(make_conninfo(**params, password=password), autocommit=True, connect_timeout=10,
-                               application_name="supagate probes")
+        return make_conninfo(**params, password=password)
 
 
 def _claims(role: str, user: uuid.UUID | None) -> str:
