@@ -140,6 +140,15 @@ $$;
 create function ops._param_interval(p_params jsonb, p_key text, p_default text) returns interval
 language sql immutable set search_path = '' as $$ select coalesce(p_params ->> p_key, p_default)::interval $$;
 
+-- Which sampled counters each windowed kind reads: the one list sampling, purging and the
+-- evaluator's error reporting go by.
+create function ops.counter_metrics() returns table (kind text, metric text)
+language sql immutable set search_path = '' as $$
+  values ('slowQueries', 'stmt_calls'), ('slowQueries', 'stmt_ms'), ('avgQueryTime', 'stmt_calls'),
+         ('avgQueryTime', 'stmt_ms'), ('rollbackRatio', 'db_commit'), ('rollbackRatio', 'db_rollback'),
+         ('sessionsFatal', 'db_sessions_fatal'), ('tableGrowth', 'table_bytes')
+$$;
+
 -- Samples the counters the given kinds read, at the evaluation time.
 create function ops.sample_counters(p_kinds text[], p_tables text[]) returns void
 language plpgsql set search_path = '' as $$
@@ -148,7 +157,7 @@ declare
   pss regclass;
   t text;
 begin
-  if p_kinds && array['slowQueries', 'avgQueryTime'] then
+  if exists (select 1 from ops.counter_metrics() m where m.kind = any(p_kinds) and m.metric like 'stmt\_%') then
     select format('%I.pg_stat_statements', n.nspname)::regclass into pss
       from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_stat_statements';
     if pss is null then
@@ -162,7 +171,7 @@ begin
        group by m.metric, s.queryid
       on conflict (metric, key, taken_at) do update set value = excluded.value$q$, pss) using at;
   end if;
-  if p_kinds && array['rollbackRatio', 'sessionsFatal'] then
+  if exists (select 1 from ops.counter_metrics() m where m.kind = any(p_kinds) and m.metric like 'db\_%') then
     insert into ops.counter_samples (metric, key, taken_at, value)
     select m.metric, '', at, m.value
       from pg_stat_database d,
@@ -340,10 +349,7 @@ begin
   with keep as (
     select m.metric, max(ops._param_interval(e -> 'params', 'window', '15 minutes')) as span
       from jsonb_array_elements(rules) e
-      join (values ('slowQueries', 'stmt_calls'), ('slowQueries', 'stmt_ms'), ('avgQueryTime', 'stmt_calls'),
-                   ('avgQueryTime', 'stmt_ms'), ('rollbackRatio', 'db_commit'), ('rollbackRatio', 'db_rollback'),
-                   ('sessionsFatal', 'db_sessions_fatal'), ('tableGrowth', 'table_bytes')) m(kind, metric)
-        on m.kind = e ->> 'kind'
+      join ops.counter_metrics() m on m.kind = e ->> 'kind'
      group by m.metric)
   , gone as (
     delete from ops.counter_samples c using keep k
@@ -358,7 +364,7 @@ begin
     s.error := null;
     event := null;
     begin
-      if failure is not null and r ->> 'kind' in ('slowQueries', 'avgQueryTime', 'rollbackRatio', 'sessionsFatal', 'tableGrowth') then
+      if failure is not null and exists (select 1 from ops.counter_metrics() m where m.kind = r ->> 'kind') then
         raise exception '%', failure;
       end if;
       v := ops.measure(r ->> 'kind', coalesce(r -> 'params', '{}'));

@@ -47,6 +47,10 @@ class AlertSettings(Model):
     defaults: AlertDefaults = AlertDefaults()
     rules: dict[str, dict[str, Any]] = {}
 
+    def secret_names(self) -> list[str]:
+        """The alertSecrets entries the channels use (URLs, HMAC keys), sorted."""
+        return sorted({name for c in self.channels.values() for name in (c.secret, c.sign_with) if name})
+
     def canonical_rules(self, thresholds: dict[str, float] | None = None,
                         add: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Every rule in canonical form. `thresholds` (kind -> value: the monitoring settings)

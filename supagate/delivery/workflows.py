@@ -230,7 +230,7 @@ def generate(staging: Settings, prod: Settings) -> list[Workflow]:
         })
     watch_steps = []
     if prod.alert_rules():
-        secrets = sorted({n for c in prod.alerts.channels.values() for n in (c.secret, c.sign_with) if n})
+        secrets = prod.alerts.secret_names()
         watch_steps = [
             Step("Check in, check pg_cron's heartbeat, send alert notifications", id="watch", continue_on_error=True,
                  run="uv run supagate ops watch --stack prod --format json > ops.json",

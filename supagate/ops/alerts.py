@@ -10,12 +10,14 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
+from supagate.errors import Failed
+
 OPS_VERSION = 1
 RULE_COLUMNS = ("kind", "params", "threshold", "comparison", "for_interval", "keep_firing_for", "repeat_interval",
                 "severity", "notify")
 
 
-class OpsMissing(Exception):
+class OpsMissing(Failed):
     """The database lacks the ops schema (or has another version of it)."""
 
 
@@ -127,4 +129,6 @@ def render_prometheus(rules: list[dict[str, Any]]) -> tuple[str, list[str]]:
 
 
 def _duration(interval_text: str) -> str:
-    return f"{int(float(interval_text.split()[0]))}s"
+    from supagate.ops.kinds import interval_seconds
+
+    return f"{int(interval_seconds(interval_text))}s"

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from supagate.errors import Failed
 from supagate.ops.kinds import seconds
 
 # Statements PostgreSQL refuses inside a transaction block or a function: pg_cron must run
@@ -56,7 +57,7 @@ def stack_jobs(settings, rules: list) -> dict[str, dict[str, Any]]:
     return {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days, auto), **declared}
 
 
-class CronError(Exception):
+class CronError(Failed):
     """A job the engine refuses to touch; the message names the job and the fix."""
 
 

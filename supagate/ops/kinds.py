@@ -33,6 +33,14 @@ def interval(text: Any, key: str) -> str:
     return f"{int(value) if value == int(value) else value} seconds"
 
 
+def interval_seconds(text: Any) -> float:
+    """The canonical form back: '900 seconds' -> 900.0; ValueError for anything else."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?) seconds", str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not an interval in canonical form ('N seconds')")
+    return float(match.group(1))
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -155,7 +163,7 @@ def promql(rule: dict[str, Any]) -> str | None:
     if kind.promql is None:
         return None
     window = rule["params"].get("window", "900 seconds")
-    return kind.promql.format(window=f"{int(float(window.split()[0]))}s", threshold=_number(rule["threshold"]))
+    return kind.promql.format(window=f"{int(interval_seconds(window))}s", threshold=_number(rule["threshold"]))
 
 
 def _number(value: float) -> str:

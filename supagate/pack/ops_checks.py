@@ -143,7 +143,7 @@ def flag_safety_violations(props: dict[str, Any]) -> list[Finding]:
 
 def flag_plan_violations(props: dict[str, Any], minimum_soak_seconds: float) -> list[Finding]:
     from supagate.ops.flags import plan_problems
-    from supagate.ops.kinds import seconds
+    from supagate.ops.kinds import interval_seconds
 
     flag = _flag(props)
     if flag is None:
@@ -159,7 +159,7 @@ def flag_plan_violations(props: dict[str, Any], minimum_soak_seconds: float) -> 
                         "Use a preset (internal-10-50-100, canary-5-25-50-100) or fix the steps.")
              for problem in plan_problems(flag["key"], steps)]
     try:
-        soak = seconds(str(flag.get("soak", "0 seconds")).split()[0] + "s", "soak")
+        soak = interval_seconds(flag.get("soak", "0 seconds"))
     except ValueError:
         soak = -1
     if soak < minimum_soak_seconds:

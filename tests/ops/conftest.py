@@ -1,7 +1,6 @@
-"""One cluster for the operations tests: pg_cron and pg_stat_statements preloaded, pg_cron
-created in the `postgres` database (the one cron.database_name names, as on Supabase) and
-the ops schema installed there from the migration `supagate ops init` writes (which
-creates pg_cron when it runs in the cron database, as here)."""
+"""One cluster for the operations tests: pg_cron and pg_stat_statements preloaded, and the
+ops schema installed in its `postgres` database (the one cron.database_name names, as on
+Supabase) from the migration `supagate ops init` writes, which creates pg_cron there."""
 
 from __future__ import annotations
 

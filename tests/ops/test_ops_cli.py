@@ -182,3 +182,10 @@ def test_ops_status_lists_jobs_firing_alerts_and_undeclared_jobs(ops_url, tmp_pa
     assert any(a["rule"] == "cli-status" and a["state"] == "firing" for a in report["alerts"])
     assert any(u.startswith("status-by-hand (jobid") for u in report["undeclared_jobs"])
     assert not any(u.startswith("status-declared") for u in report["undeclared_jobs"])
+
+
+def test_ops_watch_without_the_ops_schema_says_how_to_get_it(db_url, tmp_path):
+    """An error the command reports in a sentence (exit 1), never a traceback."""
+    stack = _stack_file(tmp_path, {"cli-x": {"kind": "sql", "query": "select 1", "above": 0}})
+    done = supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), env={"SUPABASE_DB_URL": db_url})
+    assert done.returncode == 1 and "run `supagate ops init`" in done.stderr and "Traceback" not in done.stderr
