@@ -86,11 +86,17 @@ def prepare_supabase_database(url: str, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS)
     """Give an empty database Supabase's shape (roles are cluster-wide: made when missing)."""
     sql_dir = resources.files("supagate.postgres").joinpath("sql")
     script = "".join(sql_dir.joinpath(name).read_text() for name in ("roles.sql", *SHAPE_FILES))
-    schemas = ",".join(exposed_schemas)
     with psycopg.connect(url, autocommit=True) as conn:
-        dbname = conn.info.dbname
         with conn.transaction():
             conn.execute(script)
-        conn.execute(f'alter database "{dbname}" set search_path = "$user", public, extensions')
-        conn.execute(f"alter database \"{dbname}\" set pgrst.db_schemas = '{schemas}'")
-        conn.execute(f"alter role authenticator set pgrst.db_schemas = '{schemas}'")
+        expose_schemas(conn, exposed_schemas)
+
+
+def expose_schemas(conn: psycopg.Connection, exposed_schemas=DEFAULT_EXPOSED_SCHEMAS) -> None:
+    """The database settings a shaped database needs (not copied when it is cloned: they
+    belong to the database's oid): the search path and the schemas the API exposes."""
+    dbname = conn.info.dbname
+    schemas = ",".join(exposed_schemas)
+    conn.execute(f'alter database "{dbname}" set search_path = "$user", public, extensions')
+    conn.execute(f"alter database \"{dbname}\" set pgrst.db_schemas = '{schemas}'")
+    conn.execute(f"alter role authenticator set pgrst.db_schemas = '{schemas}'")
