@@ -6,6 +6,7 @@ database or staging applied. A mandatory finding from any of them blocks."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -51,27 +52,38 @@ class Report:
 
 def run_gates(migrations: list[Migration], options: CheckOptions,
               progress: Callable[[str], None] = lambda _: None) -> Report:
+    """The gates, overlapped where they do not depend on each other: the shadow cluster
+    boots and squawk runs while the static analysis parses; the advisors run beside the
+    probes (shadow/database.py). Findings come out in the same order as run one by one
+    (tests/gates/golden.py holds them to it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from supagate.gates.squawk import lock_findings
 
-    started = time.monotonic()
-    analysis = replay.analyse(migrations, options.exposed)
-    findings = list(analysis.findings)
-    progress(f"Static analysis: {analysis.statements} statements in {len(migrations)} files, "
-             f"{time.monotonic() - started:.2f} s")
-    findings += lock_findings(migrations)
+    with contextlib.ExitStack() as stack:
+        shadow_db = None
+        if options.shadow:
+            from supagate.gates.shadow.database import ShadowDatabase
 
-    probed = 0
-    shadow = None
-    if options.shadow:
-        from supagate.gates.shadow.database import run_shadow
+            shadow_db = stack.enter_context(ShadowDatabase(options.exposed, options.shadow_db_url, progress))
+        locks = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(lock_findings, migrations)
 
         started = time.monotonic()
-        shadow = run_shadow(migrations, options.exposed, options.shadow_db_url,
-                            options.supabase_cli if options.advisors else None, progress)
-        findings += [_locate(f, analysis.catalog) for f in shadow.findings]
-        probed = shadow.probed_tables
-        progress(f"Shadow database: {shadow.applied} migrations applied, {shadow.probed_tables} tables "
-                 f"probed, {shadow.advisor_lints} advisor lints, {time.monotonic() - started:.2f} s")
+        analysis = replay.analyse(migrations, options.exposed)
+        findings = list(analysis.findings)
+        progress(f"Static analysis: {analysis.statements} statements in {len(migrations)} files, "
+                 f"{time.monotonic() - started:.2f} s")
+        findings += locks.result()
+
+        probed = 0
+        shadow = None
+        if shadow_db is not None:
+            started = time.monotonic()
+            shadow = shadow_db.check(migrations, options.supabase_cli if options.advisors else None)
+            findings += [_locate(f, analysis.catalog) for f in shadow.findings]
+            probed = shadow.probed_tables
+            progress(f"Shadow database: {shadow.applied} migrations applied, {shadow.probed_tables} tables "
+                     f"probed, {shadow.advisor_lints} advisor lints, {time.monotonic() - started:.2f} s")
 
     if shadow is not None and shadow.complete and not shadow.gaps:
         findings = [f for f in findings if _confirmed(f, shadow.catalog)]

@@ -23,3 +23,10 @@ def test_equivalent_lints_merge_into_our_rule_and_others_stay():
              _lint("unused_index", "public", "idx")]
     found = advisor_findings(lints, ours)
     assert [(f.rule, f.object) for f in found] == [("advisor/security_definer_view", "public.other_view")]
+
+
+def test_lints_on_the_probes_helper_are_not_the_apps():
+    """The advisors run beside the probes, whose helper schema exists meanwhile."""
+    lints = [_lint("function_search_path_mutable", "supagate_probe", "seed"),
+             _lint("function_search_path_mutable", "public", "seed")]
+    assert [f.object for f in advisor_findings(lints, [])] == ["public.seed"]

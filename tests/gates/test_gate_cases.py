@@ -16,6 +16,7 @@ from supagate.gates.check import CheckOptions, run_gates as check
 from supagate.migrations.files import load_migrations
 from supagate.gates.registry import MANDATORY, RULES
 from tests.conftest import write_migrations
+from tests.gates import golden
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -56,7 +57,7 @@ def test_every_rule_has_three_unsafe_and_two_safe_cases():
 
 
 @pytest.mark.parametrize("rule, advisory_rule, case", list(_cases()))
-def test_gate_case(rule, advisory_rule, case, cluster, db_url, tmp_path):
+def test_gate_case(rule, advisory_rule, case, cluster, db_url, tmp_path, request):
     migrations = load_migrations(_directory(tmp_path / "migrations", case["migrations"], case.get("down")))
     options = CheckOptions(stack="prod", shadow_db_url=db_url, advisors=False)
     if "applied" in case:
@@ -64,6 +65,7 @@ def test_gate_case(rule, advisory_rule, case, cluster, db_url, tmp_path):
     if "staging" in case:
         options.staging_db_url = _history_db(cluster, tmp_path, "staging", case["staging"])
     report = check(migrations, options)
+    golden.assert_unchanged(f"case {request.node.callspec.id}", report.findings)
     summary = [(f.rule, f.enforcement, f.object, f.file, f.line, f.allowed) for f in report.findings]
     of_rule = [f for f in report.findings if f.rule == rule and f.allowed is None]
     if case.get("shadow_only"):  # dynamic SQL: the proof that the shadow database is needed

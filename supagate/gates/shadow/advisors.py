@@ -12,6 +12,7 @@ from pathlib import Path
 
 from supagate.errors import Failed
 from supagate.findings import Finding
+from supagate.gates.shadow.probes import PROBE_SCHEMA
 from supagate.postgres.connect import libpq_env
 from supagate.secrets import redact, url_without_password
 
@@ -62,8 +63,8 @@ def advisor_findings(lints: list[dict], ours: list[Finding]) -> list[Finding]:
     for lint in lints:
         meta = lint.get("metadata") or {}
         obj = ".".join(p for p in (meta.get("schema"), meta.get("name")) if p) or lint.get("name", "?")
-        if lint.get("name") in ADVISOR_NEEDS_TRAFFIC:
-            continue
+        if lint.get("name") in ADVISOR_NEEDS_TRAFFIC or meta.get("schema") == PROBE_SCHEMA:
+            continue  # the probes' helper may exist while the advisors read the catalog
         equivalent = ADVISOR_EQUIVALENTS.get(lint.get("name", ""))
         if equivalent and (equivalent, obj) in seen:
             continue  # one of our rules already says this, with more detail

@@ -48,16 +48,48 @@ class ShadowResult:
     advisor_lints: int = 0
 
 
+class ShadowDatabase:
+    """Where the migrations are applied: a throwaway cluster, launched on entry so that it
+    boots while the static analysis runs, or the empty database given with --db-url."""
+
+    def __init__(self, exposed: tuple[str, ...], db_url: str | None = None,
+                 progress: Callable[[str], None] = lambda _: None) -> None:
+        self.exposed = exposed
+        self.db_url = db_url
+        self.progress = progress
+        self._pg = None
+        self._url: str | None = None
+
+    def __enter__(self) -> "ShadowDatabase":
+        if self.db_url is None:
+            from supagate.postgres.embedded import EmbeddedPostgres
+
+            self.progress("Starting the shadow database (a throwaway PostgreSQL 15)...")
+            self._pg = EmbeddedPostgres(exposed_schemas=self.exposed).launch()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pg is not None:
+            self._pg.stop()
+
+    def url(self) -> str:
+        """The shadow's URL once it accepts connections."""
+        if self._url is None:
+            if self._pg is not None:
+                self._url = self._pg.ready().url
+            else:
+                _prepare_given(self.db_url, self.exposed)
+                self._url = self.db_url
+        return self._url
+
+    def check(self, migrations: list[Migration], supabase_cli: str | None = None) -> ShadowResult:
+        return _check(self.url(), migrations, self.exposed, supabase_cli, self.progress)
+
+
 def run_shadow(migrations: list[Migration], exposed: tuple[str, ...], db_url: str | None = None,
                supabase_cli: str | None = None, progress: Callable[[str], None] = lambda _: None) -> ShadowResult:
-    if db_url is None:
-        from supagate.postgres.embedded import EmbeddedPostgres
-
-        progress("Starting the shadow database (a throwaway PostgreSQL 15)...")
-        with EmbeddedPostgres(exposed_schemas=exposed) as pg:
-            return _check(pg.url, migrations, exposed, supabase_cli, progress)
-    _prepare_given(db_url, exposed)
-    return _check(db_url, migrations, exposed, supabase_cli, progress)
+    with ShadowDatabase(exposed, db_url, progress) as shadow:
+        return shadow.check(migrations, supabase_cli)
 
 
 def _prepare_given(url: str, exposed: tuple[str, ...]) -> None:
@@ -77,6 +109,8 @@ def _prepare_given(url: str, exposed: tuple[str, ...]) -> None:
 
 def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supabase_cli: str | None,
            progress) -> ShadowResult:
+    from concurrent.futures import ThreadPoolExecutor
+
     result = ShadowResult()
     progress(f"Applying {len(migrations)} migration(s) to the shadow database...")
     try:
@@ -90,17 +124,21 @@ def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supa
         result.complete = False
         return result  # later checks would describe a half-built schema
     progress("Checking the catalog and probing row level security as anon and authenticated...")
-    with connect(url) as conn:
-        found = catalog_findings(conn, exposed)
-        result.catalog = {(f.rule, f.object) for f in found}
-        result.findings += found
-        probe_findings, result.probed_tables = isolation_probes(conn, url, exposed)
-        result.findings += probe_findings
-    if supabase_cli:
-        progress("Running Supabase's advisors (supabase db advisors)...")
-        lints = run_advisors(supabase_cli, url)
-        result.advisor_lints = len(lints)
-        result.findings += advisor_findings(lints, result.findings)
+    # The advisors (a Node process reading the catalog) run beside the probes: neither
+    # changes what the other reads (every probe rolls back; its helper schema is skipped).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lints = pool.submit(run_advisors, supabase_cli, url) if supabase_cli else None
+        with connect(url) as conn:
+            found = catalog_findings(conn, exposed)
+            result.catalog = {(f.rule, f.object) for f in found}
+            result.findings += found
+            probe_findings, result.probed_tables = isolation_probes(conn, url, exposed)
+            result.findings += probe_findings
+        if lints is not None:
+            progress("Reading Supabase's advisors (supabase db advisors)...")
+            done = lints.result()
+            result.advisor_lints = len(done)
+            result.findings += advisor_findings(done, result.findings)
     return result
 
 

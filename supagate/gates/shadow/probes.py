@@ -154,9 +154,11 @@ def isolation_probes(conn: psycopg.Connection, url: str, exposed: tuple[str, ...
         with ThreadPoolExecutor(max_workers=lanes) as pool:
             done = [found for result in pool.map(lane, range(lanes)) for found in result]
     finally:
-        conn.execute("DROP SCHEMA IF EXISTS supagate_probe CASCADE")
+        conn.execute(f"DROP SCHEMA IF EXISTS {PROBE_SCHEMA} CASCADE")
     return [f for _, found in sorted(done, key=lambda item: item[0]) for f in found], len(targets)
 
+
+PROBE_SCHEMA = "supagate_probe"  # the helper's schema (SEED_HELPER), dropped after the probes
 
 # Seeds are written by the database owner, skipping foreign keys and triggers, inside the
 # API connection's own transaction (so they roll back with it); then triggers are back on.
