@@ -41,11 +41,22 @@ def builtin_jobs(has_rules: bool, retention_days: int | bool, auto_rollouts: boo
                               "active": True}
         jobs[HEARTBEAT_JOB] = {"schedule": "* * * * *", "command": "select ops.beat('pg_cron')", "active": True}
     if retention_days is not False:
-        # Plain SQL, so retention needs nothing but pg_cron itself.
-        jobs[RETENTION_JOB] = {"schedule": "17 3 * * *", "active": True,
-                               "command": "delete from cron.job_run_details where end_time < now() - "
-                                          f"interval '{int(retention_days)} days'"}
+        jobs[RETENTION_JOB] = {"schedule": "17 3 * * *", "active": True, "command": retention_command(retention_days)}
     return jobs
+
+
+def retention_command(days: int) -> str:
+    """The daily purge: pg_cron's run history and, where the ops schema is installed, what
+    ops.purge_history keeps for `days` (delivered notifications, job events) and the rate
+    counters of windows long over (no window is longer than a day). Without the ops schema
+    it needs nothing but pg_cron. Flag events stay: they are the flags' audit trail."""
+    keep = f"interval '{int(days)} days'"
+    return ("do $$ begin "
+            "if to_regprocedure('ops.purge_history(interval)') is not null then "
+            f"perform ops.purge_history({keep}); "
+            "delete from ops.rate_counters where window_start < now() - interval '25 hours'; "
+            f"else delete from cron.job_run_details where end_time < now() - {keep}; "
+            "end if; end $$")
 
 
 def stack_jobs(settings, rules: list) -> dict[str, dict[str, Any]]:

@@ -117,3 +117,41 @@ def test_a_failed_connection_names_no_secret(host):
     with pytest.raises(Exception) as failure:
         host.create(_props(url, "unreachable"))
     assert "cron-Secret-9f2" not in str(failure.value) and "connection" in str(failure.value).lower()
+
+
+def test_the_daily_purge_keeps_recent_history_and_bounds_what_grows(ops_url):
+    """Old pg_cron runs, delivered notifications, job events and rate counters of windows
+    long over go; recent ones, undelivered notifications and flag events stay."""
+    from supagate.ops.cron import retention_command
+
+    old, new = "now() - interval '20 days'", "now() - interval '1 hour'"
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        for at in (old, new):
+            conn.execute("insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, "
+                         f"status, start_time, end_time) values (0, nextval('cron.runid_seq'), 1, 'postgres', "
+                         f"'postgres', 'purge-test', 'succeeded', {at}, {at})")
+            conn.execute(f"insert into ops.job_events (job, event, at) values ('purge-test', 'skipped', {at})")
+        conn.execute(f"""insert into ops.notifications (rule, channel, event, payload, idempotency_key, delivered_at)
+                         values ('purge-test', 'c', 'firing', '{{}}', 'purge-test-old', {old}),
+                                ('purge-test', 'c', 'firing', '{{}}', 'purge-test-new', {new}),
+                                ('purge-test', 'c', 'firing', '{{}}', 'purge-test-pending', null)""")
+        conn.execute("insert into ops.rate_counters (key, window_start, request_count) values "
+                     "('purge-test:old', now() - interval '26 hours', 3), ('purge-test:new', now(), 1)")
+        conn.execute(retention_command(14))
+        assert conn.execute("select count(*) from cron.job_run_details where command = 'purge-test'").fetchone() == (1,)
+        assert conn.execute("select count(*) from ops.job_events where job = 'purge-test'").fetchone() == (1,)
+        assert conn.execute("select idempotency_key from ops.notifications where rule = 'purge-test' "
+                            "order by 1").fetchall() == [("purge-test-new",), ("purge-test-pending",)]
+        assert conn.execute("select key from ops.rate_counters where key like 'purge-test:%'").fetchall() == [
+            ("purge-test:new",)]
+
+
+def test_the_daily_purge_needs_nothing_but_pg_cron(cluster):
+    from supagate.ops.cron import retention_command
+
+    url = cluster.create_database("purge_without_ops")
+    with psycopg.connect(url, autocommit=True) as conn:  # pg_cron's tables, as a database without ops has them
+        conn.execute("create schema cron; create table cron.job_run_details (end_time timestamptz)")
+        conn.execute("insert into cron.job_run_details values (now() - interval '20 days'), (now())")
+        conn.execute(retention_command(14))
+        assert conn.execute("select count(*) from cron.job_run_details").fetchone() == (1,)
