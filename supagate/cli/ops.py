@@ -10,12 +10,6 @@ from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, UsageError, db
     stack_settings
 
 
-OPS_DOWN = ("-- Removes supagate's operations schema: alert rules, their state and undelivered notifications,\n"
-            "-- flags, rate-limit counters, and the one function it put in public.\n"
-            "drop function if exists public.supagate_hit_rate_limit(text, text);\n"
-            "drop schema if exists ops cascade;\n")
-
-
 def register(sub) -> None:
     ops = sub.add_parser("ops", help="operations: init the ops schema, status of jobs and alerts, drain notifications",
                          description="Examples: supagate ops init; SUPABASE_DB_URL=... supagate ops status --stack prod; "
@@ -51,16 +45,14 @@ def init(args) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             out(f"wrote {path}: shared by the edge functions (flag bucketing, the rate limiter)")
-    migration = ops_migration(directory)
-    if migration is None:
+    files = ops_migration(directory)
+    if not files:
         out(f"a migration in {directory} already creates the ops schema; nothing written")
         return EXIT_OK
-    path, sql = migration
-    path.write_text(sql)
-    down = directory / "down"
-    if down.is_dir():  # the app keeps rollback scripts: give this one its own
-        (down / f"{path.stem}.down.sql").write_text(OPS_DOWN)
-    out(f"wrote {path}: review it and deploy it with your other migrations")
+    for path, text in files:
+        path.write_text(text)
+    out(f"wrote {files[0][0]}: review it and deploy it with your other migrations"
+        + (f" (its rollback: {files[1][0]})" if len(files) > 1 else ""))
     return EXIT_OK
 
 

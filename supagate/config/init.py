@@ -112,24 +112,35 @@ def operations(project: Path) -> tuple[dict, list[str]]:
     return alerts, sorted({spec["kind"] for spec in rules.values()} - {"slowQueries"})
 
 
-def ops_migration(directory: Path) -> tuple[Path, str] | None:
-    """The migration creating the ops schema, unless one in `directory` already does;
-    versioned after the last migration so the gates do not call it late."""
+OPS_DOWN = ("-- Removes supagate's operations schema: alert rules, their state and undelivered notifications,\n"
+            "-- flags, rate-limit counters, and the one function it put in public.\n"
+            "drop function if exists public.supagate_hit_rate_limit(text, text);\n"
+            "drop schema if exists ops cascade;\n")
+
+
+def ops_migration(directory: Path) -> list[tuple[Path, str]]:
+    """The migration creating the ops schema (and its down script when the app keeps them
+    in down/), unless one in `directory` already does: then nothing. Versioned after the
+    last migration so the gates do not call it late."""
     from supagate.ops.alerts import ops_sql
 
     existing = sorted(directory.glob("*.sql")) if directory.is_dir() else []
     if any("create function ops.version()" in p.read_text() for p in existing):
-        return None
+        return []
     from datetime import datetime, timedelta, timezone
 
     stamp = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
     versions = [p.name.split("_", 1)[0] for p in existing if p.name.split("_", 1)[0].isdigit()]
-    if versions and max(versions) >= f"{stamp:%Y%m%d%H%M%S}":
+    version = f"{stamp:%Y%m%d%H%M%S}"
+    if versions and max(versions) >= version:
         try:
-            stamp = datetime.strptime(max(versions)[:14], "%Y%m%d%H%M%S") + timedelta(seconds=1)
+            version = f"{datetime.strptime(max(versions)[:14], '%Y%m%d%H%M%S') + timedelta(seconds=1):%Y%m%d%H%M%S}"
         except ValueError:  # not a timestamp version: the next number sorts after it all the same
-            return directory / f"{int(max(versions)) + 1}_supagate_ops.sql", ops_sql()
-    return directory / f"{stamp:%Y%m%d%H%M%S}_supagate_ops.sql", ops_sql()
+            version = str(int(max(versions)) + 1)
+    files = [(directory / f"{version}_supagate_ops.sql", ops_sql())]
+    if (directory / "down").is_dir():
+        files.append((directory / "down" / f"{version}_supagate_ops.down.sql", OPS_DOWN))
+    return files
 
 
 def shared_modules(functions: Path) -> list[tuple[Path, str]]:
@@ -181,9 +192,9 @@ def plan_files(project: Path, options: InitOptions) -> dict[Path, str]:
         document["config"]["supabase-platform:alerts"] = alerts
         document["config"]["supabase-platform:maintenance"] = {"historyRetentionDays": 14}
         files[project / f"Pulumi.{stack}.yaml"] = header + yaml.safe_dump(document, sort_keys=False)
-    for extra in (ops_migration(project / "supabase" / "migrations"), *shared_modules(project / "supabase" / "functions")):
-        if extra is not None:
-            files[extra[0]] = extra[1]
+    for path, text in (*ops_migration(project / "supabase" / "migrations"),
+                       *shared_modules(project / "supabase" / "functions")):
+        files[path] = text
     for name, document in pack_configs(unverified, kinds).items():
         files[project / "policies" / "config" / name] = json.dumps(document, indent=2) + "\n"
     return files  # a function in `missing` has no header: loading the stacks names the key until it is set

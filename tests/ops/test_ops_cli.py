@@ -101,6 +101,23 @@ def test_ops_init_writes_the_migration_once(tmp_path):
     assert len(list(migrations.glob("*_supagate_ops.sql"))) == 1
 
 
+def test_init_and_ops_init_write_the_same_files_down_script_included_when_the_app_keeps_them(tmp_path):
+    """`supagate init` (adopting an app) and `supagate ops init` share ops_migration: with a
+    down/ folder the ops migration gets its rollback beside the app's, under the same stem."""
+    from supagate.config.init import OPS_DOWN, ops_migration
+
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "20240101000000_a.sql").write_text("select 1;\n")
+    (only,) = ops_migration(migrations)
+    (migrations / "down").mkdir()
+    (up, down) = ops_migration(migrations)
+    assert only[0].name.endswith("_supagate_ops.sql") and up[1] == only[1]
+    assert down == (migrations / "down" / f"{up[0].stem}.down.sql", OPS_DOWN)
+    up[0].write_text(up[1])
+    assert ops_migration(migrations) == []
+
+
 def test_ops_watch_sends_signed_webhooks_lists_issue_ones_and_acks(ops_url, tmp_path):
     receiver = Receiver()
     try:
