@@ -7,7 +7,8 @@ All three run interleaved on the same throwaway PostgreSQL 15, each on a new dat
 median of --repeat runs with the spread. The cluster lives on disk, as a real database
 does (--memory puts it in tmpfs, where Postgres does less and our fixed cost weighs more).
 Targets: ours <= 2.0x the floor at N=50, <= 1.3x at N=200, <= 1.05x at N=1000, and
-<= 0.6x `supabase db push` at N=200.
+<= 0.6x `supabase db push` at N=200. First, reading one file of 200,000 statements next to
+squawk parsing it (it once took 673 s: line numbering was quadratic).
 
     uv run python bench/migrate.py [--sizes 50,200,1000] [--repeat 5] [--memory]
 """
@@ -20,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +81,29 @@ def run_once(pg: EmbeddedPostgres, project: Path, tool: str) -> float:
                   str(concatenated)], {**env, **libpq_env(url)}, project)
 
 
+def measure_reading(statements: int, repeat: int) -> None:
+    """Reading one file of `statements` inserts (line numbers, statement kinds, checksum),
+    next to squawk parsing the same file: reading must stay linear in the file's size."""
+    from supagate.gates.squawk import squawk_path
+    from supagate.migrations.files import load_migrations
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-read-"))
+    try:
+        path = folder / "20240101000000_big.sql"
+        path.write_text("".join(f"insert into public.events (id, note) values ({i}, 'row {i}; a semicolon');\n"
+                                for i in range(statements)))
+        ours, squawk = Samples(), Samples()
+        for _ in range(repeat):
+            started = time.perf_counter()
+            load_migrations(folder)
+            ours.append(time.perf_counter() - started)
+            squawk.append(timed([squawk_path(), "--reporter", "json", "--pg-version", "15.0", str(path)])[0])
+        print(f"reading one file of {statements:,} statements: ours {ours}  squawk parsing it {squawk}  "
+              f"ours/squawk {ours.median / squawk.median:.2f}x", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 TARGETS_FLOOR = {50: 2.0, 200: 1.3, 1000: 1.05}
 TARGET_PUSH = (200, 0.6)
 
@@ -88,7 +113,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,200,1000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--memory", action="store_true", help="the cluster in tmpfs instead of on disk")
+    parser.add_argument("--read-statements", type=int, default=200_000)
     args = parser.parse_args()
+    if args.read_statements:
+        measure_reading(args.read_statements, min(args.repeat, 3))
     if not args.memory:
         os.environ["SUPAGATE_PG_TMPDIR"] = tempfile.gettempdir()
     tools = ["supagate", "db push", "psql floor"]
