@@ -115,3 +115,31 @@ def test_an_unwritable_home_falls_back_to_a_folder_per_boot(monkeypatch, tmp_pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     folder = cluster_template.cache_dir()
     assert folder.is_dir() and Path(folder).name.startswith("supagate-templates-")
+
+
+BUILD_AND_REPORT = """
+import sys
+from supagate.postgres.embedded import EmbeddedPostgres
+real = EmbeddedPostgres._initdb
+def counting(self, *args):
+    print("initdb", flush=True)
+    return real(self, *args)
+EmbeddedPostgres._initdb = counting
+with EmbeddedPostgres() as pg:
+    print("ready", pg.url, flush=True)
+"""
+
+
+def test_two_first_checks_at_once_build_one_template(cache):
+    """The build lock: the second process waits for the first one's template, then copies it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD_AND_REPORT], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ}) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    lines = [line for out, _ in outputs for line in out.splitlines()]
+    assert sum(line == "initdb" for line in lines) == 1 and sum(line.startswith("ready") for line in lines) == 2
