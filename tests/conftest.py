@@ -95,8 +95,9 @@ def app_db_url():
 @pytest.fixture(scope="session")
 def pack_python(tmp_path_factory) -> str:
     venv = tmp_path_factory.mktemp("policy-pack") / "venv"
-    done = subprocess.run(["uv", "sync", "--locked", "--project", str(ROOT / "policies")], capture_output=True,
-                          text=True, env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}, timeout=600)
+    done = subprocess.run(["uv", "sync", "--locked", "--compile-bytecode", "--project", str(ROOT / "policies")],
+                          capture_output=True, text=True, env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     return str(venv / "bin" / "python")
 

@@ -111,7 +111,12 @@ def is_secret(value: Any) -> bool:
 def main() -> None:
     """`python -m supagate.offline.program` reads {"root", "stack", "config", "secret_keys",
     "stack_outputs"} as JSON on stdin (config holds secrets: never on a command line) and
-    prints the result as JSON."""
+    prints the result as JSON. The heavy imports come first: `supagate plan` starts this
+    process before it has read the settings, so they overlap its work."""
+    import pulumi.runtime.mocks  # noqa: F401
+    import google.protobuf.json_format  # noqa: F401
+    import supagate.config.loading  # noqa: F401
+
     request = json.load(sys.stdin)
     result = evaluate(Path(request["root"]), request["stack"], request["config"], request.get("secret_keys") or [],
                       request.get("stack_outputs"))

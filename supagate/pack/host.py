@@ -51,8 +51,10 @@ def pack_python(pack_dir: Path, progress=lambda _: None) -> str:
         return str(python)
     progress(f"{'Syncing' if python.exists() else 'Building'} the policy pack's virtualenv in {venv} (uv sync)...")
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    done = subprocess.run(["uv", "sync", "--locked", "--project", str(pack_dir)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    # Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set, the pack would
+    # otherwise compile pulumi from source at every start (0.57 s to its port, 0.31 s with).
+    done = subprocess.run(["uv", "sync", "--locked", "--compile-bytecode", "--project", str(pack_dir)],
+                          capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
         raise PolicyPackError(f"failed to build the policy pack's environment: {done.stderr.strip()[-800:]}\n"
                               "Run `uv sync --project policies` and read its error.")
@@ -90,9 +92,11 @@ class PolicyPack:
         self._stderr: list[str] = []
 
     def __enter__(self) -> "PolicyPack":
-        import grpc
-        from pulumi.runtime.proto import analyzer_pb2_grpc
+        return self.launch().ready()
 
+    def launch(self) -> "PolicyPack":
+        """Start the pack's process without waiting for it (it spends ~0.5 s importing):
+        the caller works meanwhile, then calls `ready()`. Stop it with __exit__."""
         env = {**os.environ, "PULUMI_PROJECT": self.project, "PULUMI_STACK": self.stack,
                "PULUMI_DRY_RUN": "true", "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)  # the pack sees only its own environment, as under the engine
@@ -100,6 +104,13 @@ class PolicyPack:
                                       cwd=self.pack_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env=env)
         threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True).start()
+        return self
+
+    def ready(self) -> "PolicyPack":
+        """Wait for the launched pack to print its port, then connect to it."""
+        import grpc
+        from pulumi.runtime.proto import analyzer_pb2_grpc
+
         port = self._proc.stdout.readline().strip()
         if not port.isdigit():
             self._proc.wait(timeout=10)
