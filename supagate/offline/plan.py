@@ -53,19 +53,19 @@ def plan(root: Path, stack: str, stack_file: Path | None = None, pack_config: Pa
          assume_secrets: bool = False) -> PlanResult:
     root = root.resolve()
     pack_dir = root / "policies"
-    # The program and the pack are interpreters that spend most of their start importing
-    # (~0.7 s and ~0.5 s here): both start first, and the program reads its request from
-    # stdin once the settings are loaded here.
+    # The program is an interpreter that spends most of its ~0.7 s importing: it starts
+    # first and reads its request from stdin once the settings are loaded here (bad input
+    # stops here, before the pack's environment is touched); the pack starts after.
     program = subprocess.Popen([sys.executable, "-m", "supagate.offline.program"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
     pack = None
     try:
-        pack = PolicyPack(pack_dir, python=pack_python(pack_dir, progress), stack=stack).launch()
         settings, request, notes = program_request(root, stack, stack_file, staging_outputs, assume_secrets)
         progress(f"Evaluating __main__.py for stack {stack} under the mock runtime...")
         program.stdin.write(json.dumps(request))  # the config holds secrets: never on a command line
         program.stdin.close()
         program.stdin = None  # written and closed: communicate() below only reads
+        pack = PolicyPack(pack_dir, python=pack_python(pack_dir, progress), stack=stack).launch()
         by_tier = {"production": "prod.json", "staging": "staging.json"}.get(settings.tier, f"{stack}.json")
         config_path = pack_config or next((p for p in (pack_dir / "config" / f"{stack}.json",
                                                        pack_dir / "config" / by_tier) if p.exists()),
