@@ -47,7 +47,7 @@ def run(args) -> int:
     directory = args.migrations or Path(settings.directory if settings else "supabase/migrations")
     as_json = args.format == "json"
     if args.down_to is not None:
-        result = runner.down_to(url, args.down_to, options, dry_run=args.dry_run)
+        result = runner.down_to(url, args.down_to, options, dry_run=args.dry_run, progress=err)
         if as_json:
             emit_json({"dry_run": args.dry_run, "reverted": result.reverted})
         else:
@@ -56,11 +56,11 @@ def run(args) -> int:
         return EXIT_OK
     migrations = load_migrations(directory, warn=err)
     if args.repair is not None:
-        runner.repair(url, migrations, args.repair, options)
+        runner.repair(url, migrations, args.repair, options, progress=err)
         if as_json:
             emit_json({"repaired": args.repair})
         return EXIT_OK
-    result = runner.migrate(url, migrations, options, dry_run=args.dry_run)
+    result = runner.migrate(url, migrations, options, dry_run=args.dry_run, progress=err)
     if args.dry_run:
         if as_json:
             emit_json({"dry_run": True, "applied": result.skipped, "pending": runner.describe(result.pending)})

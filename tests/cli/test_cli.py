@@ -32,6 +32,15 @@ def test_migrate_json_then_dry_run_and_exit_0(db_url, tmp_path):
     assert down.returncode == 0 and json.loads(down.stdout)["reverted"] == ["20240101000000"]
 
 
+def test_quiet_migrate_prints_no_progress_up_or_down(db_url, tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_q.sql": "create table q (id int);",
+                                      "down/20240101000000_q.down.sql": "drop table q;"})
+    run = supagate("-q", "migrate", "--db-url", db_url, "--migrations", str(src))
+    assert run.returncode == 0 and run.stderr == "" and "Applied 1 migration(s)" in run.stdout
+    down = supagate("--quiet", "migrate", "--db-url", db_url, "--down-to", "0")
+    assert down.returncode == 0 and down.stderr == ""
+
+
 def test_bad_input_exits_2_naming_the_file(db_url, tmp_path):
     src = write_migrations(tmp_path, {"20240101000000_a.sql": "select 'unterminated;"})
     run = supagate("migrate", "--db-url", db_url, "--migrations", str(src))

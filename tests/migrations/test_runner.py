@@ -211,3 +211,21 @@ def test_failing_history_insert_is_reported_as_such_and_rolls_back_the_file(db_u
     assert "failed to record 20240102000000_b.sql" in str(err.value)
     assert "history is read-only today" in str(err.value)
     assert "b" not in tables(db_url)
+
+
+def test_percent_signs_and_placeholders_in_a_file_reach_the_database_verbatim(db_url, tmp_path):
+    """The file's SQL is sent as written: `%`, `%s`, `%%` and `%(x)s` are the app's (LIKE
+    patterns, format(), RAISE), never parameters; history stores them unchanged too."""
+    sql = ("create table pct (v text);\n"
+           "insert into pct values ('100%'), (format('%s|%%|%I', 'a', 'b')), ('%(name)s');\n"
+           "create function pct_note() returns void language plpgsql as $$\n"
+           "begin raise notice 'rows: %', (select count(*) from pct where v like '%|%'); end $$;\n")
+    src = write_migrations(tmp_path, {"20240101000000_pct.sql": sql, "20240101000100_pct_down.sql": "select 1;"})
+    (down := src / "down").mkdir()
+    (down / "20240101000100_pct_down.down.sql").write_text("select '%s %% %(x)s';\n")
+    runner.migrate(db_url, load_migrations(src), **QUIET)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select v from pct order by v").fetchall() == [("%(name)s",), ("100%",), ('a|%|b',)]
+        conn.execute("select pct_note()")
+    assert history(db_url)[0][2] == [s.text for s in load_migrations(src)[0].statements]
+    assert bookkeeping(db_url)[1][2] == "select '%s %% %(x)s';\n"
