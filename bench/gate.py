@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stats import Samples, target, timed  # noqa: E402
+from stats import Samples, fresh_bytecode, target, timed  # noqa: E402
 
 from supagate.gates.catalog.replay import analyse  # noqa: E402
 from supagate.gates.squawk import squawk_path  # noqa: E402
@@ -252,6 +252,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", default="example,500,app")
     args = parser.parse_args()
+    fresh_bytecode(ROOT)
     only = set(args.only.split(","))
     results = []
     with tempfile.TemporaryDirectory() as tmp:

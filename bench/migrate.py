@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stats import Samples, target, timed  # noqa: E402
+from stats import Samples, fresh_bytecode, target, timed  # noqa: E402
 
 from supagate.postgres.connect import libpq_env  # noqa: E402
 from supagate.postgres.embedded import EmbeddedPostgres  # noqa: E402
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="the cluster in tmpfs instead of on disk")
     parser.add_argument("--read-statements", type=int, default=200_000)
     args = parser.parse_args()
+    fresh_bytecode(ROOT)
     if args.read_statements:
         measure_reading(args.read_statements, min(args.repeat, 3))
     if not args.memory:

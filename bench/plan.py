@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stats import Samples, target, timed  # noqa: E402
+from stats import Samples, fresh_bytecode, target, timed  # noqa: E402
 
 from supagate.offline.plan import program_request  # noqa: E402
 from supagate.pack.host import PolicyPack, load_pack_config, pack_python  # noqa: E402
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stack", default="prod")
     args = parser.parse_args()
+    fresh_bytecode(ROOT)
     python = pack_python(ROOT / "policies")  # builds the pack's environment once, outside the timings
     _, request, _ = program_request(ROOT, args.stack, assume_secrets=True)
     command = [str(ROOT / ".venv" / "bin" / "supagate"), "-q", "plan", "--stack", args.stack, "--assume-secrets",

@@ -249,10 +249,12 @@ class _run_lock:
 
 
 def _ensure_history_tables(conn: psycopg.Connection) -> None:
+    # pg_attribute, not information_schema: the view costs ~10 ms on a new connection.
     present = conn.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'supabase_migrations' "
-        "AND (table_name, column_name) IN (('schema_migrations', 'statements'), "
-        "('schema_migrations', 'name'), ('supagate_migrations', 'checksum'))").fetchone()[0]
+        "SELECT count(*) FROM pg_attribute WHERE NOT attisdropped AND (attrelid, attname) IN "
+        "((to_regclass('supabase_migrations.schema_migrations'), 'statements'), "
+        "(to_regclass('supabase_migrations.schema_migrations'), 'name'), "
+        "(to_regclass('supabase_migrations.supagate_migrations'), 'checksum'))").fetchone()[0]
     if present == 3:
         return
     with conn.transaction():
