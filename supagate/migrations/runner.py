@@ -329,19 +329,19 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
         # single simple-protocol query. Only the history rows take values, bound on the
         # client here; the file's SQL goes verbatim (no placeholder scan of the whole file,
         # which cost more client time per file than anything else).
-        binder = psycopg.ClientCursor(conn)
-        record = "".join(binder.mogrify(sql, params) + ";\n" for sql, params in after(None))
         try:
-            conn.execute(batch + record + "COMMIT;")
+            conn.execute(batch + _bound(conn, after(None)) + "COMMIT;")
         except psycopg.Error as exc:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
             raise locate_failure(conn, migration, prefix, batch, starts, exc, url) from None
         return
-    conn.execute(f"SET lock_timeout = '{lock_timeout}'")
-    conn.execute(f"SET statement_timeout = '{statement_timeout}'")
+    # Outside a transaction each statement is its own round trip; the rest is batched (a
+    # round trip to a hosted database costs tens of milliseconds).
+    conn.execute(f"SET lock_timeout = '{lock_timeout}'; SET statement_timeout = '{statement_timeout}'")
     started = time.monotonic()
     where = migration.path or migration.filename
+    reset = False
     try:
         indexes = recovery.planned_indexes(conn, _runnable(migration))
         skip = recovery.before_run(conn, indexes, progress)
@@ -353,12 +353,23 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
             except psycopg.Error as exc:
                 raise statement_error(conn, migration, number, statement, exc, url, False) from None
         recovery.after_run(conn, indexes, where)
-        with conn.transaction():
-            _execute_all(conn, after(int((time.monotonic() - started) * 1000)))
+        history = _bound(conn, after(int((time.monotonic() - started) * 1000)))
+        try:
+            conn.execute(f"BEGIN;\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
+            reset = True
+        except psycopg.Error:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            raise
     finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("RESET lock_timeout")
-            conn.execute("RESET statement_timeout")
+        if not reset and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("RESET lock_timeout; RESET statement_timeout")
+
+
+def _bound(conn, statements) -> str:
+    """`statements` ((sql, params) pairs) with their values bound on the client, as one script."""
+    binder = psycopg.ClientCursor(conn)
+    return "".join(binder.mogrify(sql, params) + ";\n" for sql, params in statements)
 
 
 def _runnable(migration: Migration):

@@ -229,3 +229,32 @@ def test_percent_signs_and_placeholders_in_a_file_reach_the_database_verbatim(db
         conn.execute("select pct_note()")
     assert history(db_url)[0][2] == [s.text for s in load_migrations(src)[0].statements]
     assert bookkeeping(db_url)[1][2] == "select '%s %% %(x)s';\n"
+
+
+def test_one_round_trip_per_file_and_five_for_a_concurrent_build(db_url, tmp_path, monkeypatch):
+    """Round trips are what a deploy to a hosted database waits on (tens of ms each): a file
+    in a transaction is one query; a CREATE INDEX CONCURRENTLY file is the timeouts, the
+    check before, the build, the check after, and the history with the reset."""
+    src = write_migrations(tmp_path, {"20240101000000_t.sql": "create table rt (id int);\ninsert into rt values (1);",
+                                      "20240101000100_i.sql": "create index concurrently rt_idx on public.rt (id);"})
+    sent: list[str] = []
+    real_execute, real_run_file = psycopg.Connection.execute, runner._run_file
+    per_file = {}
+
+    def counting(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return real_execute(self, query, *args, **kwargs)
+
+    def run_file(conn, migration, *args, **kwargs):
+        before = len(sent)
+        real_run_file(conn, migration, *args, **kwargs)
+        per_file[migration.name] = len(sent) - before
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counting)
+    monkeypatch.setattr(runner, "_run_file", run_file)
+    runner.migrate(db_url, load_migrations(src), **QUIET)
+    assert per_file == {"t": 1, "i": 5}
+    assert [v for v, *_ in history(db_url)] == ["20240101000000", "20240101000100"]
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select indisvalid from pg_index where indexrelid = 'public.rt_idx'::regclass"
+                            ).fetchone() == (True,)
