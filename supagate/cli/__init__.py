@@ -68,5 +68,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def entry() -> None:
+    """The console script (and `python -m supagate.cli`): main(), then out without tearing
+    the interpreter down, which takes ~40 ms once psycopg is loaded (a migration of 50 files
+    takes 65 ms). Exit handlers still run (a throwaway cluster is stopped) and output is
+    flushed; the OS closes the rest. An uncaught exception exits the usual way."""
+    code = main()
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to say
+            pass
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,5 +1,3 @@
-import sys
+from supagate.cli import entry
 
-from supagate.cli import main
-
-sys.exit(main())
+entry()
