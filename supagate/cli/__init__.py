@@ -9,28 +9,30 @@ Exit codes: 0 ok, 1 blocked or failed, 2 bad usage or bad input. Reports go to s
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from supagate import __version__
-from supagate.cli import alerts, check, db, flags, init, local, migrate, ops, plan, test, verify, workflows
 from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_USAGE, err
 from supagate.errors import BadInput, Failed
 
-COMMANDS = (init, migrate, check, plan, verify, test, db, workflows, local, alerts, ops, flags)
+# In the order `supagate --help` lists them; each is the module supagate/cli/<name>.py.
+COMMANDS = ("init", "migrate", "check", "plan", "verify", "test", "db", "workflows", "local", "alerts", "ops",
+            "flags")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; given the arguments, only the named command's options are built (all
-    twelve cost more than a migration of a few files), else every command's, for help."""
+    """The parser; given the arguments, only the named command's module is loaded and its
+    options built (all twelve cost more than a migration of a few files), else every
+    command's, for help."""
     parser = argparse.ArgumentParser(prog="supagate", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"supagate {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr; reports and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
     named = next((a for a in argv or () if not a.startswith("-")), None)
-    chosen = [c for c in COMMANDS if c.__name__.rsplit(".", 1)[-1] == named]
-    for command in chosen or COMMANDS:
-        command.register(sub)
+    for name in [named] if named in COMMANDS else COMMANDS:
+        importlib.import_module(f"supagate.cli.{name}").register(sub)
     return parser
 
 
