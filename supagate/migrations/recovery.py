@@ -11,7 +11,7 @@ must be valid, or no history row is written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg import sql
 
@@ -20,7 +20,11 @@ from psycopg import sql
 class IndexPlan:
     number: int  # the statement's number in the file
     name: str  # schema-qualified
-    definition: str  # normalized
+    node: object = field(compare=False)  # the parsed statement: normalized only if the index exists
+
+    @property
+    def definition(self) -> str:
+        return _normal(self.node, self.name.split(".", 1)[0])
 
 
 def planned_indexes(conn, statements) -> list[IndexPlan]:
@@ -39,13 +43,16 @@ def planned_indexes(conn, statements) -> list[IndexPlan]:
             "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.oid = to_regclass(%s)", (node.relation.relname,)).fetchone()
         schema = schema if isinstance(schema, str) else (schema[0] if schema else "public")
-        found.append(IndexPlan(number, f"{schema}.{node.idxname}", _normal(node, schema)))
+        found.append(IndexPlan(number, f"{schema}.{node.idxname}", node))
     return found
 
 
 def _normal(node, schema: str) -> str:
+    from copy import deepcopy
+
     from pglast.stream import RawStream
 
+    node = deepcopy(node)
     node.concurrent = False
     node.if_not_exists = False
     node.relation.schemaname = schema
@@ -92,10 +99,14 @@ def after_run(conn, plans: list[IndexPlan], where: str) -> None:
     """Every index the file builds is usable, or the file is not recorded as applied."""
     from supagate.migrations.failures import MigrationError
 
+    if not plans:
+        return
+    valid = dict(conn.execute("SELECT p.name, i.indisvalid FROM unnest(%s::text[]) AS p(name) "
+                              "JOIN pg_index i ON i.indexrelid = to_regclass(p.name)",
+                              ([plan.name for plan in plans],)).fetchall())
     for plan in plans:
-        existing = _existing(conn, plan.name)
-        if existing is None or not existing[0]:
-            state = "missing" if existing is None else "INVALID"
+        if not valid.get(plan.name):
+            state = "missing" if plan.name not in valid else "INVALID"
             raise MigrationError(f"failed to apply {where}: index {plan.name} is {state} after the build\n"
                                  "The history row was not written; run again (the INVALID index is dropped and "
                                  "built again).", file=where)
