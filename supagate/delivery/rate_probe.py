@@ -62,22 +62,24 @@ def probe(url: str, function: str, limit: int, window_seconds: int, secret: str,
         result.requests += 1
         return send(url, headers={PROBE_HEADER: probe_header(secret, nonce, clock())}, content=b"{}")
 
-    def fresh_window(nonce: str, needed: float):
-        """The first request of a phase; when the window ends too soon, wait and start over."""
-        first = hit(nonce)
+    nonces: list[str] = []  # every nonce that reached the function: its counter rows are deleted
+
+    def fresh_window(needed: float):
+        """The first request of a phase under a new nonce; when the window ends too soon,
+        wait and start over under another (the first one's row is cleaned up too)."""
+        nonces.append(secrets.token_hex(8))
+        first = hit(nonces[-1])
         left = _field(first.headers.get("RateLimit"), "t")
         if left is not None and left < needed and left <= window_seconds:
             result.log.append(f"waiting {left + 1} s for the next window")
             sleep(left + 1)
-            nonce = secrets.token_hex(8)
-            first = hit(nonce)
-        return nonce, first
+            nonces.append(secrets.token_hex(8))
+            first = hit(nonces[-1])
+        return nonces[-1], first
 
-    nonces = []
     try:
         needed = 5 + limit * 0.2
-        nonce, first = fresh_window(secrets.token_hex(8), needed)
-        nonces.append(nonce)
+        nonce, first = fresh_window(needed)
         answers = [first] + [hit(nonce) for _ in range(limit - 1)]
         refused = [i + 1 for i, a in enumerate(answers) if a.status_code == 429]
         if refused:
@@ -96,8 +98,7 @@ def probe(url: str, function: str, limit: int, window_seconds: int, secret: str,
             retry = extra.headers.get("Retry-After")
             if retry is None or not retry.isdigit() or not 0 < int(retry) <= window_seconds:
                 result.problems.append(f"phase 2: the 429 had Retry-After {retry!r}, not seconds in 1..{window_seconds}")
-        nonce, first = fresh_window(secrets.token_hex(8), needed)
-        nonces.append(nonce)
+        nonce, first = fresh_window(needed)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             rest = list(pool.map(lambda _: hit(nonce), range(limit + concurrency - 1)))
         statuses = [first.status_code] + [a.status_code for a in rest]

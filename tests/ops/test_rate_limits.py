@@ -157,6 +157,29 @@ def test_the_shared_helper_passes_the_probe_and_spares_real_callers(ops_url, tmp
     assert keys == {"probe-fn:ip:203.0.113.9": 2}  # the real caller's two requests; the probe's rows are gone
 
 
+def test_a_phase_restarted_at_a_window_boundary_leaves_no_probe_rows(ops_url):
+    """The first answer says the window ends in 2 s: the probe waits, starts over under a
+    new nonce, and still deletes the abandoned nonce's counter row (it once stayed)."""
+    _policy(ops_url, "boundary-fn")
+    waits, answers = [], itertools.count()
+
+    def post(url, headers, content):  # the function's counting, straight against ops.hit_rate_limit
+        nonce = headers["X-Supagate-Probe"].split(".")[0]
+        with psycopg.connect(ops_url, autocommit=True) as conn:
+            allowed, remaining, reset_at, _, window = conn.execute(
+                "select * from ops.hit_rate_limit('boundary-fn', %s)", (f"probe:{nonce}",)).fetchone()
+        left = 2 if next(answers) == 0 else window
+        return httpx.Response(202 if allowed else 429, headers={
+            "RateLimit": f'"default";r={remaining};t={left}', **({} if allowed else {"Retry-After": str(left)})})
+
+    result = probe("http://function.invalid", "boundary-fn", LIMIT, WINDOW, PROBE_SECRET, concurrency=3,
+                   db_url=ops_url, post=post, sleep=waits.append)
+    assert result.ok, result.problems
+    assert waits == [3] and any("waiting" in line for line in result.log)
+    with psycopg.connect(ops_url) as conn:
+        assert conn.execute("select count(*) from ops.rate_counters where key like 'boundary-fn:%'").fetchone() == (0,)
+
+
 def test_an_in_memory_limiter_behind_two_isolates_fails_the_probe(tmp_path):
     upstreams = [serve_deno(tmp_path, IN_MEMORY, {}, f"isolate{i}") for i in range(2)]
     turn = itertools.cycle([u for _, u in upstreams])
