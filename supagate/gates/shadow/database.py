@@ -86,12 +86,6 @@ class ShadowDatabase:
         return _check(self.url(), migrations, self.exposed, supabase_cli, self.progress)
 
 
-def run_shadow(migrations: list[Migration], exposed: tuple[str, ...], db_url: str | None = None,
-               supabase_cli: str | None = None, progress: Callable[[str], None] = lambda _: None) -> ShadowResult:
-    with ShadowDatabase(exposed, db_url, progress) as shadow:
-        return shadow.check(migrations, supabase_cli)
-
-
 def _prepare_given(url: str, exposed: tuple[str, ...]) -> None:
     from supagate.postgres.embedded import prepare_supabase_database
 
