@@ -108,7 +108,10 @@ def cluster_base(persistent: bool = False) -> Path:
             stats = os.statvfs(MEMORY_DIR)
         except OSError:
             stats = None
-        if stats is not None and stats.f_bavail * stats.f_frsize >= MEMORY_MIN_FREE:
+        # The cluster runs a hard link of `postgres` from its folder: a noexec mount (a
+        # hardened /dev/shm) cannot hold it.
+        if (stats is not None and stats.f_bavail * stats.f_frsize >= MEMORY_MIN_FREE
+                and not stats.f_flag & getattr(os, "ST_NOEXEC", 8)):
             return MEMORY_DIR
     return Path(tempfile.gettempdir())
 

@@ -95,6 +95,15 @@ def test_clusters_live_in_memory_when_there_is_room_else_on_disk(monkeypatch):
     if embedded.MEMORY_DIR.is_dir():
         assert embedded.cluster_base() == embedded.MEMORY_DIR
     assert embedded.cluster_base(persistent=True) != embedded.MEMORY_DIR  # `supagate db start` keeps its data
+    real_statvfs = os.statvfs
+
+    def noexec(path):  # a hardened /dev/shm: the cluster's own postgres link could not run there
+        stats = real_statvfs(path)
+        return os.statvfs_result((*stats[:8], stats.f_flag | os.ST_NOEXEC, stats.f_namemax))
+
+    monkeypatch.setattr(embedded.os, "statvfs", noexec)
+    assert embedded.cluster_base() != embedded.MEMORY_DIR
+    monkeypatch.setattr(embedded.os, "statvfs", real_statvfs)
     monkeypatch.setattr(embedded, "MEMORY_MIN_FREE", 1 << 62)  # no tmpfs has that much room
     assert embedded.cluster_base() != embedded.MEMORY_DIR
     chosen = Path(tempfile.mkdtemp(prefix="chosen-"))  # in /tmp: the server's user can reach it
