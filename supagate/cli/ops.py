@@ -13,8 +13,8 @@ from supagate.cli.common import DB_URL_ENV, EXIT_FAILED, EXIT_OK, UsageError, db
 def register(sub) -> None:
     ops = sub.add_parser("ops", help="operations: init the ops schema, status of jobs and alerts, drain notifications",
                          description="Examples: supagate ops init; SUPABASE_DB_URL=... supagate ops status --stack prod; "
-                                     "SUPABASE_DB_URL=... supagate ops drain --stack prod (channel URLs and keys from "
-                                     "environment variables named as in alertSecrets)")
+                                     "SUPABASE_DB_URL=... supagate ops watch --stack prod (sends due notifications; "
+                                     "channel URLs and keys from environment variables named as in alertSecrets)")
     verbs = ops.add_subparsers(dest="verb", required=True)
     ini = verbs.add_parser("init", help="write the migration that creates the ops schema")
     ini.add_argument("--migrations", type=Path, default=Path("supabase/migrations"))

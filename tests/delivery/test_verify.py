@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -13,6 +11,7 @@ from supagate.migrations import runner
 from supagate.migrations.files import load_migrations
 from tests.cli.test_cli import supagate
 from tests.conftest import APP, APP_MIGRATIONS
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +35,20 @@ def _schedule_stack_jobs(url: str) -> None:
             cron.ensure(conn, name, job["schedule"], job["command"], job["active"])
 
 
-def health_server(status: int, body: dict):
-    class Handler(BaseHTTPRequestHandler):
+def health_server(status: int, body: dict) -> LoopbackServer:
+    class Handler(QuietHandler):
         def do_GET(self):
-            content = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+            self.send_json(status, body)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/functions/v1/health-check"
+    return LoopbackServer(Handler, "/functions/v1/health-check")
 
 
 def test_example_app_verifies_with_a_healthy_health_check(app_url):
-    server, url = health_server(200, {"status": "healthy", "problems": []})
+    server = health_server(200, {"status": "healthy", "problems": []})
     try:
-        run = supagate("verify", "--health-url", url, "--format", "json", env={"SUPABASE_DB_URL": app_url})
+        run = supagate("verify", "--health-url", server.url, "--format", "json", env={"SUPABASE_DB_URL": app_url})
     finally:
-        server.shutdown()
+        server.close()
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["ok"] is True
@@ -103,7 +92,7 @@ def test_rls_switched_off_fails_naming_the_check_and_the_table(app_url):
 
 
 def test_unhealthy_function_dropped_policy_and_exposed_matview_fail(app_url):
-    server, url = health_server(503, {"status": "degraded", "problems": ["40 overdue jobs"]})
+    server = health_server(503, {"status": "degraded", "problems": ["40 overdue jobs"]})
     from supagate.delivery.verify import verify
 
     with psycopg.connect(app_url, autocommit=True) as conn:
@@ -113,13 +102,14 @@ def test_unhealthy_function_dropped_policy_and_exposed_matview_fail(app_url):
         conn.execute("GRANT SELECT ON analytics.latest_unified_metrics TO authenticated")
         try:
             # The gates' scope: a materialized view is reachable once its schema is exposed.
-            result = verify(app_url, load_migrations(APP_MIGRATIONS), ("public", "graphql_public", "analytics"), url)
+            result = verify(app_url, load_migrations(APP_MIGRATIONS), ("public", "graphql_public", "analytics"),
+                            server.url)
             hidden = verify(app_url, load_migrations(APP_MIGRATIONS), ("public", "graphql_public"), None)
         finally:
             conn.execute("REVOKE SELECT ON analytics.latest_unified_metrics FROM authenticated")
             conn.execute(f'CREATE POLICY "owner reads own scores" ON public.daily_engagement_scores '
                          f"FOR SELECT TO authenticated USING ({policy})")
-            server.shutdown()
+            server.close()
     failed = {c["check"]: c["detail"] for c in result.to_json()["checks"] if not c["ok"]}
     assert set(failed) == {"policies-present", "matviews-hidden", "health-check"}
     assert "40 overdue jobs" in failed["health-check"]
@@ -129,12 +119,12 @@ def test_unhealthy_function_dropped_policy_and_exposed_matview_fail(app_url):
 def test_a_health_answer_without_a_status_is_not_healthy(app_url):
     from supagate.delivery.verify import _health, Verification
 
-    server, url = health_server(200, {"note": "an HTML error page behind a proxy would look like this"})
+    server = health_server(200, {"note": "an HTML error page behind a proxy would look like this"})
     try:
         result = Verification()
-        _health(result, url, 5.0)
+        _health(result, server.url, 5.0)
     finally:
-        server.shutdown()
+        server.close()
     assert not result.ok and "no status in its answer" in result.summaries["health-check"]
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from supagate.config.operations import AlertChannel
 from supagate.ops import notify
 from supagate.ops.kinds import canonical
+from tests.loopback import LoopbackServer, QuietHandler
 
 HMAC_KEY = "hmac-Key-7d41c0ffee"
 PATH_TOKEN = "/hooks/T0KEN-b8e2-secret-path"
@@ -33,7 +32,7 @@ class Receiver:
         self.accepted: dict[str, int] = {}
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -46,15 +45,11 @@ class Receiver:
                     self.send_header(name, value)
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}{PATH_TOKEN}"
+        self.loopback = LoopbackServer(Handler, PATH_TOKEN)
+        self.url = self.loopback.url
 
     def close(self):
-        self.server.shutdown()
+        self.loopback.close()
 
 
 @pytest.fixture

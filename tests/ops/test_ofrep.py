@@ -4,8 +4,6 @@ every answer validated against the protocol's response shapes (tests/fixtures/of
 
 from __future__ import annotations
 
-import json
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import yaml
 
 from supagate.ops.flags import bucket
 from tests.conftest import ROOT
-from tests.ops.test_rate_limits import _Server, serve_deno
+from tests.loopback import LoopbackServer, QuietHandler, serve_deno
 
 CONTRACT = yaml.safe_load((ROOT / "tests" / "fixtures" / "ofrep" / "contract.yaml").read_text())
 SCRIPT = """import { ofrepHandler } from "%s";
@@ -32,25 +30,19 @@ def _valid(document, shape: str) -> None:
     jsonschema.Draft202012Validator(CONTRACT[shape]).validate(document)
 
 
-def data_api(db_url: str) -> _Server:
+def data_api(db_url: str) -> LoopbackServer:
     """/rest/v1/rpc/my_feature_flags as PostgREST answers it: the bearer token is the user here."""
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             subject = (self.headers.get("authorization") or "").removeprefix("Bearer ") or None
             with psycopg.connect(db_url, autocommit=True) as conn:
                 rows = conn.execute("select key, enabled, reason, kind from ops.flags_for(%s, 'members') "
                                     "where key like 'ofrep_%%'", (subject,)).fetchall()
-            content = json.dumps([dict(zip(("key", "enabled", "reason", "kind"), r)) for r in rows]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+            self.send_json(200, [dict(zip(("key", "enabled", "reason", "kind"), r)) for r in rows],
+                           content_type=None)
 
-        def log_message(self, *args):
-            pass
-
-    return _Server(Handler)
+    return LoopbackServer(Handler)
 
 
 def test_ofrep_single_bulk_and_etag(ops_url, tmp_path):

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import socket
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import psycopg
@@ -23,6 +19,7 @@ import pytest
 
 from supagate.delivery.rate_probe import probe, probe_header
 from tests.conftest import ROOT
+from tests.loopback import LoopbackServer, QuietHandler, serve_deno
 
 SERVICE_KEY = "service-role-key-for-tests"
 PROBE_SECRET = "probe-secret-7f3a"
@@ -48,19 +45,9 @@ def test_the_counter_is_atomic_across_sessions(ops_url):
     assert answers.count(True) == 7
 
 
-class _Server:
-    def __init__(self, handler):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self):
-        self.server.shutdown()
-
-
-def postgrest_shim(db_url: str) -> _Server:
+def postgrest_shim(db_url: str) -> LoopbackServer:
     """/rest/v1/rpc/supagate_hit_rate_limit as PostgREST answers it, for the service key only."""
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path != "/rest/v1/rpc/supagate_hit_rate_limit" or self.headers.get("apikey") != SERVICE_KEY:
@@ -71,24 +58,10 @@ def postgrest_shim(db_url: str) -> _Server:
                 row = conn.execute("select allowed, remaining, reset_at, max_requests, window_seconds "
                                    "from public.supagate_hit_rate_limit(%s, %s)",
                                    (body["p_function"], body["p_subject"])).fetchone()
-            content = json.dumps([{"allowed": row[0], "remaining": row[1], "reset_at": row[2].isoformat(),
-                                   "max_requests": row[3], "window_seconds": row[4]}]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+            self.send_json(200, [{"allowed": row[0], "remaining": row[1], "reset_at": row[2].isoformat(),
+                                  "max_requests": row[3], "window_seconds": row[4]}])
 
-        def log_message(self, *args):
-            pass
-
-    return _Server(Handler)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return LoopbackServer(Handler)
 
 
 SHARED = """import { rateLimit } from "%s";
@@ -108,28 +81,6 @@ Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen
   return new Response(n > 5 ? "slow down" : "ok", { status: n > 5 ? 429 : 202, headers });
 });
 """
-
-
-def serve_deno(tmp_path, source: str, env: dict, name: str):
-    from supagate.supabase_api.edge_functions import _deno_env, deno_binary
-
-    script = tmp_path / f"{name}.ts"
-    script.write_text(source)
-    port = _free_port()
-    proc = subprocess.Popen([deno_binary(), "run", "--allow-net", "--allow-env", "--allow-read", str(script)],
-                            env={**_deno_env(), **env, "PORT": str(port)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("deno did not start")
 
 
 def test_the_shared_helper_passes_the_probe_and_spares_real_callers(ops_url, tmp_path):
@@ -184,7 +135,7 @@ def test_an_in_memory_limiter_behind_two_isolates_fails_the_probe(tmp_path):
     upstreams = [serve_deno(tmp_path, IN_MEMORY, {}, f"isolate{i}") for i in range(2)]
     turn = itertools.cycle([u for _, u in upstreams])
 
-    class RoundRobin(BaseHTTPRequestHandler):
+    class RoundRobin(QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             answer = httpx.post(next(turn), content=body, headers={k: v for k, v in self.headers.items()
@@ -195,10 +146,7 @@ def test_an_in_memory_limiter_behind_two_isolates_fails_the_probe(tmp_path):
                     self.send_header(name, answer.headers[name])
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    proxy = _Server(RoundRobin)
+    proxy = LoopbackServer(RoundRobin)
     try:
         result = probe(proxy.url, "probe-fn", LIMIT, WINDOW, PROBE_SECRET, concurrency=3)
     finally:
@@ -209,12 +157,12 @@ def test_an_in_memory_limiter_behind_two_isolates_fails_the_probe(tmp_path):
     assert any(p.startswith(("phase 2", "phase 3")) for p in result.problems), result.problems
 
 
-def _fake(mode: str) -> _Server:
+def _fake(mode: str) -> LoopbackServer:
     """A correct fixed-window limiter per probe nonce, broken one way."""
     counts: dict[str, int] = {}
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             nonce = (self.headers.get("X-Supagate-Probe") or "x").split(".")[0]
@@ -229,10 +177,7 @@ def _fake(mode: str) -> _Server:
                 self.send_header("Retry-After", "50")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    return _Server(Handler)
+    return LoopbackServer(Handler)
 
 
 @pytest.mark.parametrize("mode, phase", [("no-retry-after", "phase 2: the 429 had Retry-After None"),
