@@ -4,9 +4,8 @@ transaction that rolls back."""
 
 from __future__ import annotations
 
-import psycopg
-
 from supagate.errors import Failed
+from supagate.postgres.libpq import Error as DatabaseError
 from supagate.secrets import redact
 
 
@@ -18,7 +17,7 @@ class MigrationError(Failed):
         self.file, self.line = file, line  # the failing statement, when one is known
 
 
-def locate_failure(conn, migration, prefix, batch, starts, exc: psycopg.Error, url: str) -> MigrationError:
+def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, url: str) -> MigrationError:
     """Name the failing statement: from the error position when the server gives one,
     else by replaying the file statement by statement in a transaction that rolls back.
     When no statement of the file fails, it was the history insert that did."""
@@ -31,13 +30,13 @@ def locate_failure(conn, migration, prefix, batch, starts, exc: psycopg.Error, u
     if position <= len(batch):
         try:
             with conn.transaction(force_rollback=True):
-                psycopg.ClientCursor(conn).execute(prefix.removeprefix("BEGIN;\n"))
+                conn.execute(prefix.removeprefix("BEGIN;\n"))
                 for _, number, statement in starts:
                     try:
                         conn.execute(statement.text)
-                    except psycopg.Error as replayed:
+                    except DatabaseError as replayed:
                         return statement_error(conn, migration, number, statement, replayed, url, True)
-        except psycopg.Error:
+        except DatabaseError:
             pass
     if exc.diag.sqlstate in ("55P03", "57014"):  # a timeout the replay did not meet again
         return MigrationError(f"failed to apply {migration.path or migration.filename}: "
@@ -48,7 +47,7 @@ def locate_failure(conn, migration, prefix, batch, starts, exc: psycopg.Error, u
                           "Nothing from this file was applied; earlier files stay applied.")
 
 
-def statement_error(conn, migration, number, statement, exc: psycopg.Error, url: str,
+def statement_error(conn, migration, number, statement, exc: DatabaseError, url: str,
                      transactional: bool, position: int | None = None) -> MigrationError:
     diag = exc.diag
     if position is None:
@@ -120,5 +119,5 @@ def _invalid_indexes(conn) -> list[str]:
     try:
         return [r[0] for r in conn.execute(
             "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid").fetchall()]
-    except psycopg.Error:
+    except DatabaseError:
         return []

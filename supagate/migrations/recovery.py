@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from psycopg import sql
-
 
 @dataclass(frozen=True)
 class IndexPlan:
@@ -83,8 +81,8 @@ def before_run(conn, plans: list[IndexPlan], progress) -> set[int]:
         valid, definition = existing
         if not valid:
             progress(f"  dropping the INVALID index {plan.name} an interrupted run left, to build it again")
-            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(*plan.name.split(".", 1))))
+            conn.execute("DROP INDEX CONCURRENTLY IF EXISTS "
+                         + ".".join(_identifier(part) for part in plan.name.split(".", 1)))
         elif definition == plan.definition:
             progress(f"  index {plan.name} was built by an interrupted run; adopting it")
             skip.add(plan.number)
@@ -110,3 +108,7 @@ def after_run(conn, plans: list[IndexPlan], where: str) -> None:
             raise MigrationError(f"failed to apply {where}: index {plan.name} is {state} after the build\n"
                                  "The history row was not written; run again (the INVALID index is dropped and "
                                  "built again).", file=where)
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

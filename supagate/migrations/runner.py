@@ -23,14 +23,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-import psycopg
-
 from supagate.migrations import recovery
 from supagate.migrations.failures import MigrationError, locate_failure, statement_error
 from supagate.migrations.files import Migration, MigrationFileError, parse_migration
 from supagate.migrations.options import Options
 from supagate.migrations.history import Applied, Comparison, adoptable, applied_checksums, compare, read_history
-from supagate.postgres.connect import connect
+from supagate.postgres import libpq
+from supagate.postgres.connect import connect_engine as connect
+from supagate.postgres.sql_values import bind
 
 LOCK_KEY = 0x5375_7061_6761_7465 & 0x7FFF_FFFF_FFFF_FFFF  # "Supagate"
 
@@ -73,7 +73,7 @@ class SkippedStatement:
 
 
 # (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
-GapRule = Callable[[psycopg.Error, object], "str | None"]
+GapRule = Callable[[libpq.Error, object], "str | None"]
 
 
 @dataclass
@@ -240,15 +240,15 @@ class _run_lock:
     def __exit__(self, *exc):
         try:
             if not self.conn.closed:
-                if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                if not self.conn.idle:
                     self.conn.rollback()
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-        except psycopg.Error:
+        except libpq.Error:
             pass  # the session ends right after; the lock goes with it
         return False
 
 
-def _ensure_history_tables(conn: psycopg.Connection) -> None:
+def _ensure_history_tables(conn: libpq.Connection) -> None:
     # pg_attribute, not information_schema: the view costs ~10 ms on a new connection.
     present = conn.execute(
         "SELECT count(*) FROM pg_attribute WHERE NOT attisdropped AND (attrelid, attname) IN "
@@ -305,7 +305,7 @@ def _run_skipping_gaps(conn, migration: Migration, options: Options, url: str, a
             try:
                 with conn.transaction() if migration.transactional else nullcontext():
                     conn.execute(statement.text)
-            except psycopg.Error as exc:
+            except libpq.Error as exc:
                 reason = gaps(exc, statement)
                 if reason is None:
                     raise statement_error(conn, migration, number, statement, exc, url, migration.transactional) from None
@@ -330,9 +330,9 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
         # client here; the file's SQL goes verbatim (no placeholder scan of the whole file,
         # which cost more client time per file than anything else).
         try:
-            conn.execute(batch + _bound(conn, after(None)) + "COMMIT;")
-        except psycopg.Error as exc:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(batch + _bound(after(None)) + "COMMIT;")
+        except libpq.Error as exc:
+            if not conn.idle and not conn.closed:
                 conn.execute("ROLLBACK")
             raise locate_failure(conn, migration, prefix, batch, starts, exc, url) from None
         return
@@ -350,26 +350,25 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
                 continue
             try:
                 conn.execute(statement.text)
-            except psycopg.Error as exc:
+            except libpq.Error as exc:
                 raise statement_error(conn, migration, number, statement, exc, url, False) from None
         recovery.after_run(conn, indexes, where)
-        history = _bound(conn, after(int((time.monotonic() - started) * 1000)))
+        history = _bound(after(int((time.monotonic() - started) * 1000)))
         try:
             conn.execute(f"BEGIN;\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
             reset = True
-        except psycopg.Error:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        except libpq.Error:
+            if not conn.idle and not conn.closed:
                 conn.execute("ROLLBACK")
             raise
     finally:
-        if not reset and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if not reset and conn.idle:
             conn.execute("RESET lock_timeout; RESET statement_timeout")
 
 
-def _bound(conn, statements) -> str:
+def _bound(statements) -> str:
     """`statements` ((sql, params) pairs) with their values bound on the client, as one script."""
-    binder = psycopg.ClientCursor(conn)
-    return "".join(binder.mogrify(sql, params) + ";\n" for sql, params in statements)
+    return "".join(bind(sql, params) + ";\n" for sql, params in statements)
 
 
 def _runnable(migration: Migration):

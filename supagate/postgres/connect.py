@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
-import psycopg
+from typing import TYPE_CHECKING
 
 from ..errors import Failed
 from ..secrets import redact
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from . import libpq
+
+# A client killed mid-statement (kill -9, a lost runner) must not leave its statement and
+# locks running: PostgreSQL 14+ checks the client is still there every 2 s.
+SETTINGS = {"application_name": "supagate", "options": "-c client_connection_check_interval=2000"}
 
 
 class DatabaseError(Failed):
     pass
 
 
-def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
+def _no_url() -> DatabaseError:
+    return DatabaseError("failed to connect: no database URL given\nPass --db-url or set SUPABASE_DB_URL.")
+
+
+def _failed(exc: Exception, url: str) -> DatabaseError:
+    return DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n"
+                         "Check the host, port, user and password of the database URL.")
+
+
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> "psycopg.Connection":
+    import psycopg
+
     if not url:
-        raise DatabaseError("failed to connect: no database URL given\n"
-                            "Pass --db-url or set SUPABASE_DB_URL.")
+        raise _no_url()
     try:
-        # A client killed mid-statement (kill -9, a lost runner) must not leave its statement
-        # and locks running: PostgreSQL 14+ checks the client is still there every 2 s.
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
-                               application_name="supagate", options="-c client_connection_check_interval=2000")
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **SETTINGS)
     except (psycopg.Error, ValueError) as exc:
-        raise DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n"
-                            "Check the host, port, user and password of the database URL.") from None
+        raise _failed(exc, url) from None
+
+
+def connect_engine(url: str, *, connect_timeout: int = 10) -> "libpq.Connection":
+    """The migration engine's session (libpq without psycopg's import cost), autocommit."""
+    from . import libpq
+
+    if not url:
+        raise _no_url()
+    try:
+        return libpq.connect(url, connect_timeout=connect_timeout, **SETTINGS)
+    except libpq.Error as exc:
+        raise _failed(exc, url) from None
 
 
 def libpq_env(url: str) -> dict[str, str]:
