@@ -274,7 +274,7 @@ class Connection:
 
     def _wait_ready(self) -> None:
         while lib().PQisBusy(self._pg):
-            select.select([lib().PQsocket(self._pg)], [], [])
+            _wait_readable(lib().PQsocket(self._pg))
             if not lib().PQconsumeInput(self._pg):
                 raise OperationalError(self._message() or "the server closed the connection")
 
@@ -288,6 +288,15 @@ class Connection:
         if cancel:
             lib().PQcancel(cancel, ctypes.create_string_buffer(256), 256)
             lib().PQfreeCancel(cancel)
+
+
+def _wait_readable(fd: int) -> None:
+    if hasattr(select, "poll"):  # select() cannot watch a descriptor above 1023 (a busy provider host)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+    else:
+        select.select([fd], [], [])
 
 
 def _rows(result) -> list[tuple]:

@@ -153,3 +153,24 @@ def test_a_missing_libpq_is_a_clear_error():
     assert done.returncode != 0
     assert "libpq was not found at SUPAGATE_LIBPQ=/nonexistent/libpq.so" in done.stderr
     assert "psycopg[binary]" in done.stderr
+
+
+def test_a_descriptor_above_1023_is_waited_on(db_url):
+    """select() cannot watch a descriptor past FD_SETSIZE; a provider host with many open
+    files would get its session there."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard if hard != resource.RLIM_INFINITY else 4096) < 1200:
+        pytest.skip("cannot open 1,200 files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        with connect_engine(db_url) as conn:
+            assert conn.execute("SELECT 7 FROM pg_sleep(0.05)").fetchone() == (7,)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
