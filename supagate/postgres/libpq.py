@@ -280,7 +280,7 @@ class Connection:
 
     def _discard_copy_out(self) -> None:
         buffer = ctypes.c_void_p()
-        while (size := lib().PQgetCopyData(self._pg, ctypes.byref(buffer), 0)) > 0:
+        while lib().PQgetCopyData(self._pg, ctypes.byref(buffer), 0) > 0:  # -1: done
             lib().PQfreemem(buffer)
 
     def _cancel(self) -> None:
