@@ -9,7 +9,9 @@ this machine's disk varies 2-3x from hour to hour, and in memory Postgres does t
 work, so our fixed cost weighs the most (the conservative choice). --disk for the disk.
 Targets: ours <= 2.0x the floor at N=50, <= 1.3x at N=200, <= 1.05x at N=1000, and
 <= 0.6x `supabase db push` at N=200. First, reading one file of 200,000 statements next to
-squawk parsing it (it once took 673 s: line numbering was quadratic).
+squawk parsing it (it once took 673 s: line numbering was quadratic), and start-up next to
+the Supabase CLI (`--version`; `migrate --dry-run` against `migration list` on an
+up-to-date database).
 
     uv run python bench/migrate.py [--sizes 50,200,1000] [--repeat 7] [--disk]
 """
@@ -109,6 +111,39 @@ TARGETS_FLOOR = {50: 2.0, 200: 1.3, 1000: 1.05}
 TARGET_PUSH = (200, 0.6)
 
 
+def measure_startup(pg: EmbeddedPostgres, repeat: int) -> None:
+    """Start-up, against the Supabase CLI doing the same: print the version, and read an
+    up-to-date database's history against 50 local files (`migrate --dry-run` against
+    `migration list`). A bare interpreter is the floor of any Python command."""
+    project = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    try:
+        generate(project, 50)
+        url = pg.create_database(f"bench_{next(_ids)}")
+        env = {**os.environ, "SUPABASE_TELEMETRY_DISABLED": "1", "DO_NOT_TRACK": "1", "SUPABASE_DB_URL": url}
+        ours, cli = str(ROOT / ".venv" / "bin" / "supagate"), str(ROOT / "node_modules" / ".bin" / "supabase")
+        migrations = str(project / "supabase" / "migrations")
+        run([ours, "-q", "migrate", "--migrations", migrations], env, project)
+        commands = {
+            "supagate --version": [ours, "--version"],
+            "supabase --version": [cli, "--version"],
+            "python -c pass": [str(ROOT / ".venv" / "bin" / "python"), "-c", "pass"],
+            "supagate migrate --dry-run": [ours, "migrate", "--migrations", migrations, "--dry-run"],
+            "supabase migration list": [cli, "--workdir", str(project), "migration", "list", f"--remote={url}"],
+        }
+        times = {name: Samples() for name in commands}
+        for _ in range(repeat):
+            for name, cmd in commands.items():
+                times[name].append(run(cmd, env, project))
+        print("start-up, 50 files applied:")
+        for ours_name, peer in (("supagate --version", "supabase --version"),
+                                ("supagate migrate --dry-run", "supabase migration list")):
+            print(f"  {ours_name:28s} {times[ours_name]}   {peer} {times[peer]}   "
+                  f"ratio {times[ours_name].median / times[peer].median:5.2f}x")
+        print(f"  (a bare interpreter: {times['python -c pass']})", flush=True)
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,1000")
@@ -125,6 +160,7 @@ def main() -> None:
     results = []
     with EmbeddedPostgres() as pg:
         print(f"cluster in {pg.root.parent}", flush=True)
+        measure_startup(pg, args.repeat)
         for n in [int(s) for s in args.sizes.split(",")]:
             project = Path(tempfile.mkdtemp(prefix=f"bench-migrate-{n}-"))
             try:
