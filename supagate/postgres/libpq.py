@@ -184,6 +184,9 @@ class Connection:
         if self.closed:
             raise OperationalError("the connection is closed")
         text = bind(query, params) if params else query
+        if "\x00" in text:  # libpq reads a C string: the rest would be dropped unseen
+            raise NotSupportedError("the query contains a NUL (0x00) character, which PostgreSQL cannot take; "
+                                    "remove it from the file")
         if not lib().PQsendQuery(self._pg, text.encode()):
             raise OperationalError(self._message())
         return self._results()

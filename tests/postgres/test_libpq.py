@@ -61,6 +61,14 @@ def test_binding_is_strict_about_placeholders_and_values():
         literal(1.5)
 
 
+def test_a_nul_in_a_query_is_refused_not_truncated(conn):
+    """libpq reads a C string: without the check, what follows the NUL would silently not run."""
+    conn.execute("CREATE TABLE libpq_nul (v int)")
+    with pytest.raises(libpq.NotSupportedError, match="NUL"):
+        conn.execute("INSERT INTO libpq_nul VALUES (1);\x00 INSERT INTO libpq_nul VALUES (2)")
+    assert conn.execute("SELECT count(*) FROM libpq_nul").fetchone() == (0,)
+
+
 def test_an_error_carries_the_server_fields_and_the_session_recovers(conn):
     query = "BEGIN; CREATE TABLE libpq_t (id int); SELECT * FROM libpq_missing; COMMIT"
     with pytest.raises(libpq.Error) as caught:
