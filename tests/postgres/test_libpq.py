@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -182,3 +183,54 @@ def test_a_descriptor_above_1023_is_waited_on(db_url):
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_tls_with_a_verified_server_certificate_as_to_a_hosted_project(tmp_path):
+    """Every hosted deploy runs over TLS: the bundled libpq must bring its OpenSSL through
+    ctypes, verify the server, and refuse a server it cannot verify."""
+    from supagate.migrations import runner
+    from supagate.migrations.files import load_migrations
+    from supagate.postgres.embedded import EmbeddedPostgres
+    from tests.conftest import write_migrations
+
+    with EmbeddedPostgres() as pg:
+        cert = _enable_tls(pg)
+        secure = f"{pg.url}?sslmode=verify-full&sslrootcert={cert}"
+        with connect_engine(secure) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+        src = write_migrations(tmp_path, {"20240101000000_tls.sql": "create table tls_t (id int);"})
+        runner.migrate(secure, load_migrations(src), progress=lambda _: None)
+        with psycopg.connect(pg.url) as other:
+            assert other.execute("SELECT count(*) FROM supabase_migrations.schema_migrations").fetchone() == (1,)
+        stranger = tmp_path / "stranger.crt"
+        _self_signed(tmp_path / "stranger.key", stranger)
+        with pytest.raises(DatabaseError, match="certificate verify failed"):
+            connect_engine(f"{pg.url}?sslmode=verify-full&sslrootcert={stranger}")
+
+
+def _self_signed(key, cert) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+
+
+def _enable_tls(pg) -> Path:
+    """A certificate for 127.0.0.1 in the cluster's folder, owned by its server, and ssl=on."""
+    folder = pg.root / "tls"
+    folder.mkdir()
+    _self_signed(folder / "server.key", folder / "server.crt")
+    owner = pg.root.stat()
+    for path in (folder, folder / "server.key", folder / "server.crt"):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    os.chmod(folder / "server.key", 0o600)
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET ssl_cert_file = '{folder / 'server.crt'}'")
+        conn.execute(f"ALTER SYSTEM SET ssl_key_file = '{folder / 'server.key'}'")
+        conn.execute("ALTER SYSTEM SET ssl = on")
+        conn.execute("SELECT pg_reload_conf()")
+    for _ in range(50):  # the reload is asynchronous
+        with psycopg.connect(pg.url) as conn:
+            if conn.execute("SHOW ssl").fetchone() == ("on",):
+                break
+        time.sleep(0.05)
+    return folder / "server.crt"
