@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         err("supagate: interrupted")
         return 130
     except Exception as exc:
-        psycopg = sys.modules.get("psycopg")  # loaded only by commands that talk to a database
-        if psycopg is None or not isinstance(exc, psycopg.Error):
+        # A database error no step explained: either client, loaded only by commands that use it.
+        clients = [sys.modules.get("psycopg"), sys.modules.get("supagate.postgres.libpq")]
+        if not isinstance(exc, tuple(client.Error for client in clients if client is not None)):
             raise
         from supagate.secrets import redact
 

@@ -76,6 +76,20 @@ def test_password_never_printed(cluster, tmp_path):
     assert "Wr0ng-Passw0rd" not in run.stderr + run.stdout
 
 
+def test_a_database_error_outside_any_file_is_a_message_not_a_traceback(db_url, tmp_path):
+    """A deploy user that may not create the history schema: the engine's own query fails
+    before any file runs, and the user reads why, not a traceback."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("do $$ begin if not exists (select from pg_roles where rolname = 'narrow') then "
+                     "create role narrow login; end if; end $$")
+    src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
+    url = db_url.replace("postgresql://postgres@", "postgresql://narrow:S3cret-in-url@")
+    run = supagate("migrate", "--migrations", str(src), env={"SUPABASE_DB_URL": url})
+    assert run.returncode == 1, run.stderr
+    assert "permission denied for database" in run.stderr and "may create schemas" in run.stderr
+    assert "Traceback" not in run.stderr and "S3cret-in-url" not in run.stderr + run.stdout
+
+
 def test_local_runs_the_main_job_and_summarises(tmp_path):
     run = supagate("local", "--format", "json")
     assert run.returncode == 0, run.stderr
