@@ -90,6 +90,31 @@ def test_a_database_error_outside_any_file_is_a_message_not_a_traceback(db_url, 
     assert "Traceback" not in run.stderr and "S3cret-in-url" not in run.stderr + run.stdout
 
 
+def test_ctrl_c_during_a_long_statement_cancels_it_and_applies_nothing(db_url, tmp_path):
+    """A deployer's Ctrl-C: the statement stops on the server (not only in the client), the
+    file's transaction rolls back, the lock comes free, and the exit says interrupted."""
+    import signal
+    import time
+
+    src = write_migrations(tmp_path, {"20240101000000_slow.sql": "create table slow (id int);\nselect pg_sleep(60);"})
+    proc = subprocess.Popen([sys.executable, "-m", "supagate.cli", "migrate", "--migrations", str(src)],
+                            cwd=PROJECT, env={**os.environ, "SUPABASE_DB_URL": db_url},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute(running).fetchone() != (1,):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+        assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+        assert conn.execute(running).fetchone() == (0,)
+        assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)
+        assert conn.execute("select count(*) from supabase_migrations.schema_migrations").fetchone() == (0,)
+        assert conn.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone() == (0,)
+
+
 def test_local_runs_the_main_job_and_summarises(tmp_path):
     run = supagate("local", "--format", "json")
     assert run.returncode == 0, run.stderr
