@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..errors import Failed
@@ -14,7 +15,15 @@ if TYPE_CHECKING:
 
 # A client killed mid-statement (kill -9, a lost runner) must not leave its statement and
 # locks running: PostgreSQL 14+ checks the client is still there every 2 s.
-SETTINGS = {"application_name": "supagate", "options": "-c client_connection_check_interval=2000"}
+CLIENT_CHECK = "-c client_connection_check_interval=2000"
+
+
+def _settings(url_options: str | None) -> dict[str, str]:
+    """Ours, added to the URL's `options` rather than replacing them: Supabase's pooler finds
+    the project by `options=reference=<ref>` when the client sends no SNI, and users set
+    search_path or timeouts there. PGOPTIONS counts when the URL sets none, as in libpq."""
+    theirs = url_options if url_options is not None else os.environ.get("PGOPTIONS", "")
+    return {"application_name": "supagate", "options": f"{theirs} {CLIENT_CHECK}".strip()}
 
 
 class DatabaseError(Failed):
@@ -36,7 +45,10 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     if not url:
         raise _no_url()
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **SETTINGS)
+        from psycopg.conninfo import conninfo_to_dict
+
+        settings = _settings(conninfo_to_dict(url).get("options"))
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **settings)
     except (psycopg.Error, ValueError) as exc:
         raise _failed(exc, url) from None
 
@@ -48,7 +60,8 @@ def connect_engine(url: str, *, connect_timeout: int = 10) -> "libpq.Connection"
     if not url:
         raise _no_url()
     try:
-        return libpq.connect(url, connect_timeout=connect_timeout, **SETTINGS)
+        settings = _settings(libpq.conninfo_values(url).get("options"))
+        return libpq.connect(url, connect_timeout=connect_timeout, **settings)
     except libpq.Error as exc:
         raise _failed(exc, url) from None
 

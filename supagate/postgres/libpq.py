@@ -108,7 +108,8 @@ def _load() -> ctypes.CDLL:
             ("PQcmdTuples", s, [p]), ("PQclear", None, [p]), ("PQtransactionStatus", i, [p]),
             ("PQputCopyEnd", i, [p, s]), ("PQgetCopyData", i, [p, ctypes.POINTER(p), i]),
             ("PQfreemem", None, [p]), ("PQgetCancel", p, [p]), ("PQfreeCancel", None, [p]),
-            ("PQcancel", i, [p, s, i]), ("PQbackendPID", i, [p])):
+            ("PQcancel", i, [p, s, i]), ("PQbackendPID", i, [p]),
+            ("PQconninfoParse", p, [s, ctypes.POINTER(p)]), ("PQconninfoFree", None, [p])):
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
     return lib
@@ -330,6 +331,33 @@ def _error(result) -> Error:
     for severity in ("ERROR:  ", "FATAL:  ", "PANIC:  "):  # psycopg's str() has no severity either
         message = message.removeprefix(severity)
     return Error(message or fields.get("message_primary", "unknown error"), Diagnostic(fields))
+
+
+class _ConninfoOption(ctypes.Structure):
+    _fields_ = [("keyword", ctypes.c_char_p), ("envvar", ctypes.c_char_p), ("compiled", ctypes.c_char_p),
+                ("val", ctypes.c_char_p), ("label", ctypes.c_char_p), ("dispchar", ctypes.c_char_p),
+                ("dispsize", ctypes.c_int)]
+
+
+def conninfo_values(conninfo: str) -> dict[str, str]:
+    """The parameters a URL or key=value string sets, as libpq reads them."""
+    error = ctypes.c_void_p()
+    options = lib().PQconninfoParse(conninfo.encode(), ctypes.byref(error))
+    if not options:
+        message = ctypes.string_at(error).decode(errors="replace").strip() if error else "out of memory"
+        if error:
+            lib().PQfreemem(error)
+        raise OperationalError(message)
+    try:
+        found, item = {}, ctypes.cast(options, ctypes.POINTER(_ConninfoOption))
+        for index in range(1000):  # the array ends with a NULL keyword
+            if item[index].keyword is None:
+                break
+            if item[index].val is not None:
+                found[item[index].keyword.decode()] = item[index].val.decode(errors="replace")
+        return found
+    finally:
+        lib().PQconninfoFree(options)
 
 
 def connect(conninfo: str, **settings: str | int) -> Connection:

@@ -143,6 +143,22 @@ def test_settings_override_the_url_and_the_session_is_utf8(db_url):
     assert row == ("supagate", "UTF8", "2s")
 
 
+@pytest.mark.parametrize("client", ["engine", "psycopg"])
+def test_the_urls_own_options_are_kept_beside_ours(db_url, client, monkeypatch):
+    """Supabase's pooler finds a project by options=reference=<ref> when there is no SNI;
+    replacing the URL's options would make it refuse the connection."""
+    from supagate.postgres.connect import connect
+
+    opener = connect_engine if client == "engine" else connect
+    query = ("SELECT current_setting('search_path'), current_setting('work_mem'), "
+             "current_setting('client_connection_check_interval')")
+    with opener(db_url + "?options=-c%20search_path%3Dtenant_a%20-c%20work_mem%3D7MB") as conn:
+        assert tuple(conn.execute(query).fetchone()) == ("tenant_a", "7MB", "2s")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=9MB")  # counts when the URL sets none, as in libpq
+    with opener(db_url) as conn:
+        assert tuple(conn.execute(query).fetchone())[1:] == ("9MB", "2s")
+
+
 def test_a_failed_connection_names_the_problem_and_never_the_password(cluster):
     secret = "Pw-d0-not-print-9f3c"
     url = f"postgresql://nobody:{secret}@127.0.0.1:1/postgres?connect_timeout=2"
