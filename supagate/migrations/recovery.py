@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from supagate.postgres.sql_values import identifier
+
 
 @dataclass(frozen=True)
 class IndexPlan:
@@ -81,8 +83,7 @@ def before_run(conn, plans: list[IndexPlan], progress) -> set[int]:
         valid, definition = existing
         if not valid:
             progress(f"  dropping the INVALID index {plan.name} an interrupted run left, to build it again")
-            conn.execute("DROP INDEX CONCURRENTLY IF EXISTS "
-                         + ".".join(_identifier(part) for part in plan.name.split(".", 1)))
+            conn.execute("DROP INDEX CONCURRENTLY IF EXISTS " + identifier(*plan.name.split(".", 1)))
         elif definition == plan.definition:
             progress(f"  index {plan.name} was built by an interrupted run; adopting it")
             skip.add(plan.number)
@@ -108,7 +109,3 @@ def after_run(conn, plans: list[IndexPlan], where: str) -> None:
             raise MigrationError(f"failed to apply {where}: index {plan.name} is {state} after the build\n"
                                  "The history row was not written; run again (the INVALID index is dropped and "
                                  "built again).", file=where)
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -240,8 +240,7 @@ class _run_lock:
     def __exit__(self, *exc):
         try:
             if not self.conn.closed:
-                if not self.conn.idle:
-                    self.conn.rollback()
+                self.conn.rollback()
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         except libpq.Error:
             pass  # the session ends right after; the lock goes with it
@@ -332,8 +331,7 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
         try:
             conn.execute(batch + _bound(after(None)) + "COMMIT;")
         except libpq.Error as exc:
-            if not conn.idle and not conn.closed:
-                conn.execute("ROLLBACK")
+            conn.rollback()
             raise locate_failure(conn, migration, prefix, batch, starts, exc, url) from None
         return
     # Outside a transaction each statement is its own round trip; the rest is batched (a
@@ -358,8 +356,7 @@ def _run_file(conn, migration: Migration, options: Options, url: str, after,
             conn.execute(f"BEGIN;\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
             reset = True
         except libpq.Error:
-            if not conn.idle and not conn.closed:
-                conn.execute("ROLLBACK")
+            conn.rollback()
             raise
     finally:
         if not reset and conn.idle:

@@ -193,7 +193,9 @@ class Connection:
         return self._results()
 
     def rollback(self) -> None:
-        self.execute("ROLLBACK")
+        """End an open (or failed) transaction; nothing to do on an idle or closed session."""
+        if not self.closed and lib().PQtransactionStatus(self._pg) in (INTRANS, INERROR):
+            self.execute("ROLLBACK")
 
     @contextmanager
     def transaction(self, force_rollback: bool = False):
@@ -224,7 +226,7 @@ class Connection:
     # -- internals
 
     def _message(self) -> str:
-        return (lib().PQerrorMessage(self._pg) or b"").decode(errors="replace").strip()
+        return _connection_message(self._pg)
 
     def _results(self) -> Rows:
         """Every result of the query sent; the first error wins, after the query is drained."""
@@ -303,6 +305,10 @@ def _wait_readable(fd: int) -> None:
         select.select([fd], [], [])
 
 
+def _connection_message(handle) -> str:
+    return (lib().PQerrorMessage(handle) or b"").decode(errors="replace").strip()
+
+
 def _rows(result) -> list[tuple]:
     L = lib()
     fields = range(L.PQnfields(result))
@@ -371,7 +377,7 @@ def connect(conninfo: str, **settings: str | int) -> Connection:
     if not handle:
         raise OperationalError("failed to connect: out of memory")
     if lib().PQstatus(handle) != CONNECTION_OK:
-        message = (lib().PQerrorMessage(handle) or b"").decode(errors="replace").strip()
+        message = _connection_message(handle)
         lib().PQfinish(handle)
         raise OperationalError(message)
     return Connection(handle)

@@ -28,6 +28,11 @@ def literal(value) -> str:
     raise TypeError(f"cannot bind a {type(value).__name__} value")
 
 
+def identifier(*parts: str) -> str:
+    """A (schema-qualified) name, quoted."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
 def bind(query: str, params=()) -> str:
     """`query` with each %s replaced by the literal of the next parameter (%% is a %)."""
     if not params:

@@ -16,7 +16,7 @@ import pytest
 
 from supagate.postgres import libpq
 from supagate.postgres.connect import DatabaseError, connect_engine
-from supagate.postgres.sql_values import bind, literal
+from supagate.postgres.sql_values import bind, identifier, literal
 
 AWKWARD = ["it's", "back\\slash", 'say "hi"', "a,b", "{braces}", "NULL", "", " spaced ", "naïve ✓", "new\nline"]
 
@@ -50,6 +50,7 @@ def test_scalars_and_arrays_are_python_values(conn):
 
 def test_binding_is_strict_about_placeholders_and_values():
     assert bind("select %s, '100%%'", ("a",)) == "select 'a', '100%'"
+    assert identifier("public", 'we"ird idx') == '"public"."we""ird idx"'
     with pytest.raises(ValueError, match="fewer parameters"):
         bind("select %s, %s", (1,))
     with pytest.raises(ValueError, match="more parameters"):
