@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         err("supagate: interrupted")
         return 130
     except Exception as exc:
-        # A database error no step explained: either client, loaded only by commands that use it.
-        clients = [sys.modules.get("psycopg"), sys.modules.get("supagate.postgres.libpq")]
-        if not isinstance(exc, tuple(client.Error for client in clients if client is not None)):
+        # A database error no step explained (psycopg is loaded only by commands that use it).
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is None or not isinstance(exc, psycopg.Error):
             raise
         from supagate.secrets import redact
 

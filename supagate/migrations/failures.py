@@ -4,8 +4,9 @@ transaction that rolls back."""
 
 from __future__ import annotations
 
+from psycopg import Error as DatabaseError
+
 from supagate.errors import Failed
-from supagate.postgres.libpq import Error as DatabaseError
 from supagate.secrets import redact
 
 
@@ -17,10 +18,12 @@ class MigrationError(Failed):
         self.file, self.line = file, line  # the failing statement, when one is known
 
 
-def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, url: str) -> MigrationError:
+def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, url: str,
+                   guard: str) -> MigrationError:
     """Name the failing statement: from the error position when the server gives one,
-    else by replaying the file statement by statement in a transaction that rolls back.
-    When no statement of the file fails, it was the history insert that did."""
+    else by replaying the file statement by statement in a transaction that rolls back
+    (with the session guard after each, so the replay reads every statement as the file's
+    run did). When no statement of the file fails, it was the history insert that did."""
     position = int(exc.diag.statement_position) if exc.diag.statement_position else 0
     if len(prefix) < position <= len(batch):
         for offset, number, statement in reversed(starts):
@@ -36,6 +39,7 @@ def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, u
                         conn.execute(statement.text)
                     except DatabaseError as replayed:
                         return statement_error(conn, migration, number, statement, replayed, url, True)
+                    conn.execute(guard)
         except DatabaseError:
             pass
     if exc.diag.sqlstate in ("55P03", "57014"):  # a timeout the replay did not meet again
@@ -44,7 +48,9 @@ def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, u
                               "Nothing from this file was applied; earlier files stay applied. Retry when "
                               "the database is less busy, or raise the file's lock_timeout/statement_timeout.")
     return MigrationError(f"failed to record {migration.filename}: {redact(str(exc).strip(), url)}\n"
-                          "Nothing from this file was applied; earlier files stay applied.")
+                          "Nothing from this file was applied; earlier files stay applied. Check that this role "
+                          "may write supabase_migrations' tables and that no migration changes them, then run "
+                          "again.")
 
 
 def statement_error(conn, migration, number, statement, exc: DatabaseError, url: str,
@@ -72,8 +78,9 @@ def statement_error(conn, migration, number, statement, exc: DatabaseError, url:
                      "Fix the statement and run again.")
     else:
         lines.append("Statements before this one were applied (this file runs outside a transaction); its "
-                     "history row was not written. The next run builds again what this one left: an INVALID "
-                     "index is dropped and rebuilt, a complete one with the same definition is adopted.")
+                     "history row was not written. Fix the statement and run again: the next run builds again "
+                     "what this one left (an INVALID index is dropped and rebuilt, a complete one with the same "
+                     "definition is adopted).")
         invalid = _invalid_indexes(conn)
         if invalid:
             lines.append("Invalid indexes left behind: " + ", ".join(invalid)

@@ -77,6 +77,12 @@ def parse_migration(version: str, name: str, sql: str, path: str = "",
             raise MigrationFileError(
                 f"{where}:{stmt.line}: ROLLBACK would discard the migration it is part of\n"
                 "Remove it: each file already runs in one transaction that rolls back on error.")
+        if kind == "session":
+            from supagate.migrations.session import refusal
+
+            why = refusal(stmt.text)
+            if why is not None:
+                raise MigrationFileError(f"{where}:{stmt.line}: {why}")
     non_tx = [s for s, k in zip(statements, kinds) if k == "non-transactional"]
     others = [s for s, k in zip(statements, kinds) if k == "statement"]
     if non_tx and others:
@@ -131,9 +137,11 @@ def statement_kind(text: str) -> str:
     return _session_or_statement(text)
 
 
+_SESSION = re.compile(r"(set|reset)\b", re.IGNORECASE)
+
+
 def _session_or_statement(text: str) -> str:
-    head = _strip_comments(text).lstrip().lower()
-    return "session" if head.startswith(("set ", "reset ")) else "statement"
+    return "session" if _SESSION.match(_strip_comments(text).lstrip()) else "statement"
 
 
 def _is_comment_only(text: str) -> bool:
@@ -205,6 +213,10 @@ def load_migrations(directory: Path | str, warn=None) -> list[Migration]:
                      f"\"<timestamp>_name.sql\")")
             continue
         version, name = match.groups()
+        if not _utf8(path.name):
+            problems.append(f"{path.parent / ascii(path.name)[1:-1]}: the file name is not UTF-8, and its history "
+                            "row (a text column) could not hold it\nRename the file with UTF-8 characters only.")
+            continue
         if version in seen:
             problems.append(f"{path}: version {version} is also used by {seen[version]}\n"
                             "Give one of them a new timestamp (supabase migration new <name>).")
@@ -228,6 +240,14 @@ def load_migrations(directory: Path | str, warn=None) -> list[Migration]:
     if problems:
         raise MigrationFileError("\n".join(problems))
     return migrations
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # bytes the file system could not decode (surrogate escapes)
+        return False
 
 
 def _read(path: Path) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from supagate.errors import BadInput
 
-TIMEOUT = re.compile(r"^\d+(ms|s|min|h)?$")  # what Postgres accepts for lock_timeout/statement_timeout
+TIMEOUT = re.compile(r"\d+(ms|s|min|h)?\Z")  # what Postgres accepts for lock_timeout/statement_timeout
 
 
 class OptionsError(BadInput):

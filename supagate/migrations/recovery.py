@@ -11,20 +11,35 @@ must be valid, or no history row is written."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from supagate.postgres.sql_values import identifier
+from psycopg import sql
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
 @dataclass(frozen=True)
 class IndexPlan:
     number: int  # the statement's number in the file
-    name: str  # schema-qualified
+    schema: str  # schema and index name, as the catalog spells them (a pair: never joined and re-split)
+    index: str
     node: object = field(compare=False)  # the parsed statement: normalized only if the index exists
 
     @property
+    def name(self) -> str:
+        """For messages: quoted where PostgreSQL would need it."""
+        return ".".join(part if _PLAIN.fullmatch(part) else '"' + part.replace('"', '""') + '"'
+                        for part in (self.schema, self.index))
+
+    @property
     def definition(self) -> str:
-        return _normal(self.node, self.name.split(".", 1)[0])
+        return _normal(self.node, self.schema)
+
+
+_FIND = ("SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+         "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+         "WHERE n.nspname = %s AND c.relname = %s")
 
 
 def planned_indexes(conn, statements) -> list[IndexPlan]:
@@ -39,11 +54,13 @@ def planned_indexes(conn, statements) -> list[IndexPlan]:
             continue
         if type(node).__name__ != "IndexStmt" or not node.concurrent or not node.idxname:
             continue
-        schema = node.relation.schemaname or conn.execute(
-            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.oid = to_regclass(%s)", (node.relation.relname,)).fetchone()
-        schema = schema if isinstance(schema, str) else (schema[0] if schema else "public")
-        found.append(IndexPlan(number, f"{schema}.{node.idxname}", node))
+        schema = node.relation.schemaname
+        if not schema:  # where an unqualified table resolves: the first schema of search_path that has it
+            row = conn.execute(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = to_regclass(quote_ident(%s))", (node.relation.relname,)).fetchone()
+            schema = row[0] if row else conn.execute("SELECT current_schema()").fetchone()[0] or "public"
+        found.append(IndexPlan(number, schema, node.idxname, node))
     return found
 
 
@@ -60,15 +77,14 @@ def _normal(node, schema: str) -> str:
     return RawStream()(node)
 
 
-def _existing(conn, name: str) -> tuple[bool, str] | None:
-    row = conn.execute("SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                       "WHERE i.indexrelid = to_regclass(%s)", (name,)).fetchone()
+def _existing(conn, plan: IndexPlan) -> tuple[bool, str] | None:
+    row = conn.execute(_FIND, (plan.schema, plan.index)).fetchone()
     if row is None:
         return None
     import pglast
 
     node = pglast.parse_sql(row[1])[0].stmt
-    return row[0], _normal(node, name.split(".", 1)[0])
+    return row[0], _normal(node, plan.schema)
 
 
 def before_run(conn, plans: list[IndexPlan], progress) -> set[int]:
@@ -77,13 +93,14 @@ def before_run(conn, plans: list[IndexPlan], progress) -> set[int]:
 
     skip = set()
     for plan in plans:
-        existing = _existing(conn, plan.name)
+        existing = _existing(conn, plan)
         if existing is None:
             continue
         valid, definition = existing
         if not valid:
             progress(f"  dropping the INVALID index {plan.name} an interrupted run left, to build it again")
-            conn.execute("DROP INDEX CONCURRENTLY IF EXISTS " + identifier(*plan.name.split(".", 1)))
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(plan.schema, plan.index)))
         elif definition == plan.definition:
             progress(f"  index {plan.name} was built by an interrupted run; adopting it")
             skip.add(plan.number)
@@ -98,14 +115,10 @@ def after_run(conn, plans: list[IndexPlan], where: str) -> None:
     """Every index the file builds is usable, or the file is not recorded as applied."""
     from supagate.migrations.failures import MigrationError
 
-    if not plans:
-        return
-    valid = dict(conn.execute("SELECT p.name, i.indisvalid FROM unnest(%s::text[]) AS p(name) "
-                              "JOIN pg_index i ON i.indexrelid = to_regclass(p.name)",
-                              ([plan.name for plan in plans],)).fetchall())
     for plan in plans:
-        if not valid.get(plan.name):
-            state = "missing" if plan.name not in valid else "INVALID"
+        row = conn.execute(_FIND, (plan.schema, plan.index)).fetchone()
+        if not (row and row[0]):
+            state = "missing" if row is None else "INVALID"
             raise MigrationError(f"failed to apply {where}: index {plan.name} is {state} after the build\n"
                                  "The history row was not written; run again (the INVALID index is dropped and "
                                  "built again).", file=where)

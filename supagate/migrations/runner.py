@@ -10,7 +10,16 @@ Guarantees: a session advisory lock serialises runs; each file and its history r
 commit in one transaction, or, for a file of statements that cannot run in a transaction,
 history is written only after every statement succeeded; an applied file that changed
 (drift), an applied version with no local file, or a new file older than the newest
-applied one stops the run before anything is sent.
+applied one stops the run before anything is sent; no file changes how the next is read
+or whose it is (session.py).
+
+How a file travels: its SQL goes as written, in one simple-protocol query with BEGIN, the
+session guard, the history rows and COMMIT: one round trip, and the server reads the whole
+text at once under the settings the gate read it with. The history values never enter
+SQL text: before the first file they are sent as parameters (COPY) into a temporary
+table, pg_temp.supagate_pending, and each file's query copies its own row from there by
+number, so nothing a migration sets (client_encoding, standard_conforming_strings) can
+change how they are read.
 """
 
 from __future__ import annotations
@@ -23,14 +32,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from supagate.migrations import recovery
+import psycopg
+
+from supagate.migrations import recovery, session
 from supagate.migrations.failures import MigrationError, locate_failure, statement_error
 from supagate.migrations.files import Migration, MigrationFileError, parse_migration
 from supagate.migrations.options import Options
 from supagate.migrations.history import Applied, Comparison, adoptable, applied_checksums, compare, read_history
-from supagate.postgres import libpq
-from supagate.postgres.connect import connect_engine as connect
-from supagate.postgres.sql_values import bind
+from supagate.postgres.connect import connect as _connect
 
 LOCK_KEY = 0x5375_7061_6761_7465 & 0x7FFF_FFFF_FFFF_FFFF  # "Supagate"
 
@@ -53,14 +62,23 @@ HISTORY_DDL = (
 )
 INSERT_HISTORY = ("INSERT INTO supabase_migrations.schema_migrations(version, name, statements) "
                   "VALUES (%s, %s, %s)")
-UPSERT_BOOKKEEPING = """
-    INSERT INTO supabase_migrations.supagate_migrations
-        (version, name, checksum, down_sql, transactional, applied_by, duration_ms)
-    VALUES (%s, %s, %s, %s, %s, %s,
-            coalesce(%s::integer, (extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::integer))
+UPSERT = """
     ON CONFLICT (version) DO UPDATE SET name = excluded.name, checksum = excluded.checksum,
         down_sql = excluded.down_sql, transactional = excluded.transactional,
-        applied_at = now(), applied_by = excluded.applied_by, duration_ms = excluded.duration_ms"""
+        applied_at = pg_catalog.now(), applied_by = excluded.applied_by, duration_ms = excluded.duration_ms"""
+UPSERT_BOOKKEEPING = ("INSERT INTO supabase_migrations.supagate_migrations "
+                      "(version, name, checksum, down_sql, transactional, applied_by, duration_ms) "
+                      "VALUES (%s, %s, %s, %s, %s, %s, %s)" + UPSERT)
+# The values of every file this run sends, as parameters, before the first file runs.
+STAGE = """CREATE TEMPORARY TABLE IF NOT EXISTS supagate_pending (
+    ord integer PRIMARY KEY, version text NOT NULL, name text NOT NULL, statements text[], checksum text,
+    down_sql text, transactional boolean, actor text)"""
+STAGE_COPY = ("COPY pg_temp.supagate_pending (ord, version, name, statements, checksum, down_sql, transactional, "
+              "actor) FROM STDIN")
+_FROM_STAGE = " FROM pg_temp.supagate_pending p WHERE p.ord OPERATOR(pg_catalog.=) {ord}"
+# The server measures a transactional file itself (from the query's start).
+_ELAPSED = ("CAST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
+            "pg_catalog.statement_timestamp()) OPERATOR(pg_catalog.*) 1000 AS pg_catalog.int4)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,10 @@ class SkippedStatement:
 
 
 # (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
-GapRule = Callable[[libpq.Error, object], "str | None"]
+GapRule = Callable[[psycopg.Error, object], "str | None"]
+# Called with the session after each file committed (and with None before the first): the
+# shadow database's catalog diff. It may raise MigrationError to stop the run.
+Observer = Callable[[psycopg.Connection, "Migration | None"], None]
 
 
 @dataclass
@@ -117,8 +138,13 @@ def make_plan(history: dict[str, Applied], migrations: list[Migration], include_
 
 # ---------------------------------------------------------------- running
 
+def connect(url: str) -> psycopg.Connection:
+    return _connect(url, engine=True)
+
+
 def migrate(url: str, migrations: list[Migration], options: Options = Options(),
-            dry_run: bool = False, progress: Progress = stderr_progress, gaps: GapRule | None = None) -> Result:
+            dry_run: bool = False, progress: Progress = stderr_progress, gaps: GapRule | None = None,
+            observe: Observer | None = None) -> Result:
     """Apply every pending migration in order; earlier files stay applied if one fails.
     With `gaps` (the shadow database only), a statement that fails for want of something
     the database lacks is skipped and recorded in `Result.gaps`; any other failure stops."""
@@ -137,13 +163,19 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
             result = Result(skipped=sorted(history))
             if not plan.pending:
                 progress("Database is up to date: no pending migrations.")
+                return result
+            role = _stage(conn, [(m, actor) for m in plan.pending])
+            if observe is not None:
+                observe(conn, None)
             for index, migration in enumerate(plan.pending, 1):
                 started = time.monotonic()
                 progress(f"Applying migration {migration.filename} ({index}/{len(plan.pending)}, "
                          f"{len(migration.statements)} statements"
                          f"{'' if migration.transactional else ', outside a transaction'})...")
-                _apply(conn, migration, options, actor, url, gaps, result, progress)
+                _apply(conn, _File(migration, index, role, url), options, gaps, result, progress)
                 result.applied.append(migration.version)
+                if observe is not None:
+                    observe(conn, migration)
                 progress(f"  done in {(time.monotonic() - started) * 1000:.0f} ms")
             return result
 
@@ -166,20 +198,24 @@ def down_to(url: str, target: str, options: Options = Options(),
                     + "\nNothing was changed. Write supabase/migrations/down/<stem>.down.sql, run "
                       "`supagate migrate --repair VERSION` to store it, then roll back again.")
             result = Result(dry_run=dry_run)
+            if dry_run:
+                for version in newer:
+                    progress(f"Would revert {version}_{history[version].name}")
+                    result.reverted.append(version)
+                return result
+            downs = []
             for version in newer:
                 row = history[version]
-                if dry_run:
-                    progress(f"Would revert {version}_{row.name}")
-                    result.reverted.append(version)
-                    continue
-                progress(f"Reverting {version}_{row.name}...")
                 try:
-                    down = parse_migration(version, f"{row.name}.down", row.down_sql,
-                                           f"down script of {version}_{row.name}")
+                    downs.append(parse_migration(version, f"{row.name}.down", row.down_sql,
+                                                 f"down script of {version}_{row.name}"))
                 except MigrationFileError as exc:
                     raise MigrationError(f"failed to roll back: {exc}") from None
-                _run_file(conn, down, options, url, after=lambda _ms, v=version: _forget(v))
-                result.reverted.append(version)
+            role = _stage(conn, [(down, "") for down in downs]) if downs else 0
+            for index, down in enumerate(downs, 1):
+                progress(f"Reverting {down.version}_{history[down.version].name}...")
+                _run_file(conn, _File(down, index, role, url, forget=True), options, progress)
+                result.reverted.append(down.version)
             return result
 
 
@@ -242,12 +278,12 @@ class _run_lock:
             if not self.conn.closed:
                 self.conn.rollback()
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-        except libpq.Error:
+        except psycopg.Error:
             pass  # the session ends right after; the lock goes with it
         return False
 
 
-def _ensure_history_tables(conn: libpq.Connection) -> None:
+def _ensure_history_tables(conn: psycopg.Connection) -> None:
     # pg_attribute, not information_schema: the view costs ~10 ms on a new connection.
     present = conn.execute(
         "SELECT count(*) FROM pg_attribute WHERE NOT attisdropped AND (attrelid, attname) IN "
@@ -261,8 +297,78 @@ def _ensure_history_tables(conn: libpq.Connection) -> None:
             conn.execute(ddl)
 
 
+def _stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> int:
+    """Check the session reads SQL as the gate does, and send the history values of every
+    file of this run as parameters. Returns the session user's oid (the guard's identity)."""
+    role = conn.execute("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user").fetchone()[0]
+    try:
+        conn.execute(session.guard_sql(role))
+    except psycopg.Error as exc:
+        seen = session.changed(exc) or str(exc).strip()
+        raise MigrationError(
+            f"failed to start: the database session does not read SQL the way the gate does ({seen})\n"
+            "The connection's startup options were not applied: connect directly or through Supabase's "
+            "session pooler (port 5432), not a transaction pooler.") from None
+    conn.execute(STAGE + ";\nTRUNCATE pg_temp.supagate_pending")
+    with conn.cursor().copy(STAGE_COPY) as copy:
+        for ord_, (migration, actor) in enumerate(items, 1):
+            copy.write_row((ord_, migration.version, migration.name, migration.statement_texts,
+                            migration.checksum, migration.down_sql, migration.transactional, actor))
+    return role
+
+
+@dataclass(frozen=True)
+class _File:
+    """One file of this run: its staged values' number, the guard's identity, and whether
+    it is recorded as applied or (a down script) forgotten."""
+    migration: Migration
+    ord: int
+    role: int
+    url: str
+    forget: bool = False
+
+    @property
+    def where(self) -> str:
+        return self.migration.path or self.migration.filename
+
+    @property
+    def guard(self) -> str:
+        return session.guard_sql(self.role, self.ord)
+
+    def finish(self, duration_ms: int | None) -> str:
+        """The SQL that records (or forgets) this file, from its staged row."""
+        stage = _FROM_STAGE.format(ord=self.ord)
+        if self.forget:
+            return "".join(f"DELETE FROM supabase_migrations.{table} t USING pg_temp.supagate_pending p "
+                           f"WHERE t.version OPERATOR(pg_catalog.=) p.version AND p.ord OPERATOR(pg_catalog.=) "
+                           f"{self.ord};\n" for table in ("schema_migrations", "supagate_migrations"))
+        elapsed = _ELAPSED if duration_ms is None else str(int(duration_ms))
+        return ("INSERT INTO supabase_migrations.schema_migrations(version, name, statements) "
+                f"SELECT p.version, p.name, p.statements{stage};\n"
+                "INSERT INTO supabase_migrations.supagate_migrations "
+                "(version, name, checksum, down_sql, transactional, applied_by, duration_ms) "
+                f"SELECT p.version, p.name, p.checksum, p.down_sql, p.transactional, p.actor, {elapsed}{stage}"
+                f"{UPSERT};\n")
+
+    def session_error(self, exc: psycopg.Error, transactional: bool) -> MigrationError | None:
+        seen = session.changed(exc)
+        if seen is None:
+            return None
+        return MigrationError(session.explain(self.where, self.migration, seen, transactional), file=self.where)
+
+    def check_session(self, conn) -> None:
+        """The guard on its own (between statements sent one by one)."""
+        try:
+            conn.execute(self.guard)
+        except psycopg.Error as exc:
+            _rollback(conn)
+            raise self.session_error(exc, False) or MigrationError(
+                f"failed to apply {self.where}: {exc}") from None
+
+
 def _record(migration: Migration, actor: str, history: bool = True, duration_ms: int | None = None):
-    """The statements that record `migration` as applied (history row and bookkeeping)."""
+    """The statements that record `migration` as applied (history row and bookkeeping), with
+    their parameters (outside a file's run: adoption and repair)."""
     statements = []
     if history:
         statements.append((INSERT_HISTORY, (migration.version, migration.name, migration.statement_texts)))
@@ -271,101 +377,105 @@ def _record(migration: Migration, actor: str, history: bool = True, duration_ms:
     return statements
 
 
-def _forget(version: str):
-    return [("DELETE FROM supabase_migrations.schema_migrations WHERE version = %s", (version,)),
-            ("DELETE FROM supabase_migrations.supagate_migrations WHERE version = %s", (version,))]
-
-
 def _execute_all(conn, statements) -> None:
     for sql, params in statements:
         conn.execute(sql, params)
 
 
-def _apply(conn, migration: Migration, options: Options, actor: str, url: str, gaps: GapRule | None = None,
+def _rollback(conn) -> None:
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+
+
+def _apply(conn, file: _File, options: Options, gaps: GapRule | None = None,
            result: Result | None = None, progress: Progress = stderr_progress) -> None:
-    after = lambda ms: _record(migration, actor, duration_ms=ms)  # noqa: E731
     try:
-        _run_file(conn, migration, options, url, after=after, progress=progress)
+        _run_file(conn, file, options, progress)
     except MigrationError:
         if gaps is None:
             raise
-        result.gaps.extend(_run_skipping_gaps(conn, migration, options, url, after, gaps))
+        result.gaps.extend(_run_skipping_gaps(conn, file, options, gaps))
 
 
-def _run_skipping_gaps(conn, migration: Migration, options: Options, url: str, after, gaps: GapRule):
-    """Run the file statement by statement, each in a savepoint, skipping gaps."""
+def _run_skipping_gaps(conn, file: _File, options: Options, gaps: GapRule):
+    """Run the file statement by statement, each in a savepoint, skipping gaps; the
+    session guard runs after each statement, before the next is sent."""
+    migration = file.migration
     skipped = []
-    where = migration.path or migration.filename
-    with conn.transaction() if migration.transactional else nullcontext():
+    started = time.monotonic()
+    atomic = conn.transaction if migration.transactional else nullcontext
+    with atomic():
         for key in ("lock_timeout", "statement_timeout"):
             value = getattr(migration, key) or getattr(options, key)
             conn.execute(f"SET {'LOCAL ' if migration.transactional else ''}{key} = '{value}'")
         for number, statement in _runnable(migration):
             try:
-                with conn.transaction() if migration.transactional else nullcontext():
+                with atomic():
                     conn.execute(statement.text)
-            except libpq.Error as exc:
+            except psycopg.Error as exc:
                 reason = gaps(exc, statement)
                 if reason is None:
-                    raise statement_error(conn, migration, number, statement, exc, url, migration.transactional) from None
-                skipped.append(SkippedStatement(where, statement.line, statement.text, reason))
+                    raise statement_error(conn, migration, number, statement, exc, file.url,
+                                          migration.transactional) from None
+                skipped.append(SkippedStatement(file.where, statement.line, statement.text, reason))
+            try:
+                conn.execute(file.guard)
+            except psycopg.Error as exc:
+                raise file.session_error(exc, True) or MigrationError(f"failed to apply {file.where}: {exc}") from None
         with conn.transaction():
-            _execute_all(conn, after(None))
+            conn.execute(file.finish(int((time.monotonic() - started) * 1000)))
     return skipped
 
 
-def _run_file(conn, migration: Migration, options: Options, url: str, after,
-              progress: Progress = stderr_progress) -> None:
-    """Run one file, then `after(duration_ms)`'s statements (history), atomically when it can.
-    In the one-query path the server measures the duration itself (duration_ms is None)."""
+def _run_file(conn, file: _File, options: Options, progress: Progress = stderr_progress) -> None:
+    """Run one file, then its history, atomically when it can."""
+    migration = file.migration
     lock_timeout = migration.lock_timeout or options.lock_timeout
     statement_timeout = migration.statement_timeout or options.statement_timeout
     if migration.transactional:
         prefix = (f"BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout}';\n"
                   f"SET LOCAL statement_timeout = '{statement_timeout}';\n")
         batch, starts = _batch(migration, prefix)
-        # One round trip per file: BEGIN, the statements, the history rows and COMMIT in a
-        # single simple-protocol query. Only the history rows take values, bound on the
-        # client here; the file's SQL goes verbatim (no placeholder scan of the whole file,
-        # which cost more client time per file than anything else).
+        # One round trip per file, read by the server in one piece: BEGIN, the statements,
+        # the guard, the history rows (copied from the staged values) and COMMIT.
         try:
-            conn.execute(batch + _bound(after(None)) + "COMMIT;")
-        except libpq.Error as exc:
-            conn.rollback()
-            raise locate_failure(conn, migration, prefix, batch, starts, exc, url) from None
+            conn.execute(f"{batch}{file.guard};\n{file.finish(None)}COMMIT;")
+        except psycopg.Error as exc:
+            _rollback(conn)
+            raise file.session_error(exc, True) or locate_failure(
+                conn, migration, prefix, batch, starts, exc, file.url, file.guard) from None
         return
-    # Outside a transaction each statement is its own round trip; the rest is batched (a
-    # round trip to a hosted database costs tens of milliseconds).
+    # Outside a transaction each statement is its own round trip, and the guard runs before
+    # the next one is sent; the rest is batched (a round trip to a hosted database costs tens
+    # of milliseconds).
     conn.execute(f"SET lock_timeout = '{lock_timeout}'; SET statement_timeout = '{statement_timeout}'")
     started = time.monotonic()
-    where = migration.path or migration.filename
     reset = False
     try:
         indexes = recovery.planned_indexes(conn, _runnable(migration))
         skip = recovery.before_run(conn, indexes, progress)
+        sent = 0
         for number, statement in _runnable(migration):
             if number in skip:
                 continue
+            if sent:
+                file.check_session(conn)
+            sent += 1
             try:
                 conn.execute(statement.text)
-            except libpq.Error as exc:
-                raise statement_error(conn, migration, number, statement, exc, url, False) from None
-        recovery.after_run(conn, indexes, where)
-        history = _bound(after(int((time.monotonic() - started) * 1000)))
+            except psycopg.Error as exc:
+                raise statement_error(conn, migration, number, statement, exc, file.url, False) from None
+        recovery.after_run(conn, indexes, file.where)
+        history = file.finish(int((time.monotonic() - started) * 1000))
         try:
-            conn.execute(f"BEGIN;\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
+            conn.execute(f"BEGIN;\n{file.guard};\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
             reset = True
-        except libpq.Error:
-            conn.rollback()
-            raise
+        except psycopg.Error as exc:
+            _rollback(conn)
+            raise file.session_error(exc, False) or exc
     finally:
-        if not reset and conn.idle:
+        if not reset and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             conn.execute("RESET lock_timeout; RESET statement_timeout")
-
-
-def _bound(statements) -> str:
-    """`statements` ((sql, params) pairs) with their values bound on the client, as one script."""
-    return "".join(bind(sql, params) + ";\n" for sql, params in statements)
 
 
 def _runnable(migration: Migration):

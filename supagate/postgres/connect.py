@@ -11,19 +11,27 @@ from ..secrets import redact
 if TYPE_CHECKING:
     import psycopg
 
-    from . import libpq
-
 # A client killed mid-statement (kill -9, a lost runner) must not leave its statement and
 # locks running: PostgreSQL 14+ checks the client is still there every 2 s.
 CLIENT_CHECK = "-c client_connection_check_interval=2000"
+# How the server reads SQL text, fixed for the migration engine's session whatever the URL,
+# PGOPTIONS or an `ALTER ROLE/DATABASE ... SET` say (startup options win over those): the
+# static analysis reads every file this way, so the server must too (migrations/session.py
+# keeps it so from file to file).
+LEXING = "-c standard_conforming_strings=on -c backslash_quote=safe_encoding"
 
 
-def _settings(url_options: str | None) -> dict[str, str]:
+def _settings(url_options: str | None, engine: bool = False) -> dict[str, str]:
     """Ours, added to the URL's `options` rather than replacing them: Supabase's pooler finds
     the project by `options=reference=<ref>` when the client sends no SNI, and users set
-    search_path or timeouts there. PGOPTIONS counts when the URL sets none, as in libpq."""
+    search_path or timeouts there. PGOPTIONS counts when the URL sets none, as in libpq.
+    Ours come last, so they win over theirs."""
     theirs = url_options if url_options is not None else os.environ.get("PGOPTIONS", "")
-    return {"application_name": "supagate", "options": f"{theirs} {CLIENT_CHECK}".strip()}
+    ours = f"{CLIENT_CHECK} {LEXING}" if engine else CLIENT_CHECK
+    settings = {"application_name": "supagate", "options": f"{theirs} {ours}".strip()}
+    if engine:
+        settings["client_encoding"] = "UTF8"
+    return settings
 
 
 class DatabaseError(Failed):
@@ -39,7 +47,11 @@ def _failed(exc: Exception, url: str) -> DatabaseError:
                          "Check the host, port, user and password of the database URL.")
 
 
-def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> "psycopg.Connection":
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10,
+            engine: bool = False) -> "psycopg.Connection":
+    """A psycopg connection. `engine=True` is the migration engine's session: UTF-8 and
+    standard string lexing forced, nothing prepared behind its back (a migration may drop
+    what a prepared statement names)."""
     import psycopg
 
     if not url:
@@ -47,23 +59,13 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     try:
         from psycopg.conninfo import conninfo_to_dict
 
-        settings = _settings(conninfo_to_dict(url).get("options"))
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **settings)
+        settings = _settings(conninfo_to_dict(url).get("options"), engine)
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **settings)
     except (psycopg.Error, ValueError) as exc:
         raise _failed(exc, url) from None
-
-
-def connect_engine(url: str, *, connect_timeout: int = 10) -> "libpq.Connection":
-    """The migration engine's session (libpq without psycopg's import cost), autocommit."""
-    from . import libpq
-
-    if not url:
-        raise _no_url()
-    try:
-        settings = _settings(libpq.conninfo_values(url).get("options"))
-        return libpq.connect(url, connect_timeout=connect_timeout, **settings)
-    except libpq.Error as exc:
-        raise _failed(exc, url) from None
+    if engine:
+        conn.prepare_threshold = None
+    return conn
 
 
 def libpq_env(url: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ import pytest
 
 from supagate.migrations import runner
 from supagate.migrations.files import load_migrations, parse_migration
-from supagate.postgres import libpq
 from tests.conftest import APP_MIGRATIONS, write_migrations
 
 QUIET = dict(progress=lambda _: None)
@@ -239,7 +238,7 @@ def test_one_round_trip_per_file_and_five_for_a_concurrent_build(db_url, tmp_pat
     src = write_migrations(tmp_path, {"20240101000000_t.sql": "create table rt (id int);\ninsert into rt values (1);",
                                       "20240101000100_i.sql": "create index concurrently rt_idx on public.rt (id);"})
     sent: list[str] = []
-    real_execute, real_run_file = libpq.Connection.execute, runner._run_file
+    real_execute, real_run_file = psycopg.Connection.execute, runner._run_file
     per_file = {}
 
     def counting(self, query, *args, **kwargs):
@@ -249,9 +248,9 @@ def test_one_round_trip_per_file_and_five_for_a_concurrent_build(db_url, tmp_pat
     def run_file(conn, migration, *args, **kwargs):
         before = len(sent)
         real_run_file(conn, migration, *args, **kwargs)
-        per_file[migration.name] = len(sent) - before
+        per_file[migration.migration.name] = len(sent) - before
 
-    monkeypatch.setattr(libpq.Connection, "execute", counting)
+    monkeypatch.setattr(psycopg.Connection, "execute", counting)
     monkeypatch.setattr(runner, "_run_file", run_file)
     runner.migrate(db_url, load_migrations(src), **QUIET)
     assert per_file == {"t": 1, "i": 5}
