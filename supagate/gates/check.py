@@ -16,7 +16,7 @@ from supagate.gates.catalog import replay
 from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
 from supagate.gates.markers import Markers
 from supagate.gates.registry import PER_STATEMENT_RULES, RULES, enforcement_for
-from supagate.gates.rules import rls_disabled
+from supagate.gates.rules import destructive_unapproved, rls_disabled
 from supagate.migrations.files import Migration
 
 
@@ -87,6 +87,8 @@ def run_gates(migrations: list[Migration], options: CheckOptions,
 
     if shadow is not None and shadow.complete and not shadow.gaps:
         findings = [f for f in findings if _confirmed(f, shadow.catalog)]
+    if shadow is not None:
+        findings = _judged_by_the_catalog_diff(findings, shadow)
     applied: set[str] = set()
     if options.target_db_url or options.staging_db_url:
         from supagate.gates.history import database_checksums, history_findings, promotion_findings
@@ -115,6 +117,23 @@ def _confirmed(finding: Finding, catalog: set[tuple]) -> bool:
     if finding.source != "static" or rule is None or rule.catalog_query is None:
         return True
     return (rule.id, finding.object) in catalog
+
+
+def _judged_by_the_catalog_diff(findings: list[Finding], shadow) -> list[Finding]:
+    """What the shadow saw lost decides: a static destructive finding in a file the shadow
+    ran and observed in full stands only if the catalog diff saw that loss (`drop table if
+    exists` of nothing, a type change that keeps every value: no loss); one the static
+    analysis also found is reported once, at the static line."""
+    static = {(f.file, f.object) for f in findings if f.rule == destructive_unapproved.ID and f.source == "static"}
+    kept = []
+    for f in findings:
+        if f.rule == destructive_unapproved.ID:
+            if f.source == "static" and f.file in shadow.observed and (f.file, f.object) not in shadow.losses:
+                continue
+            if f.source == "shadow" and (f.file, f.object) in static:
+                continue
+        kept.append(f)
+    return kept
 
 
 def finalize(findings: list[Finding], tier: str, markers: dict[str, Markers]) -> list[Finding]:

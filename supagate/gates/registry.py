@@ -15,7 +15,7 @@ from supagate.gates.rules import (destructive_unapproved, foreign_table_exposed,
                                   matview_exposed, migration_edited, migration_failed, migration_out_of_order,
                                   not_promoted, policy_permissive_write, policy_public_read_personal,
                                   policy_user_metadata, probe_incomplete, rls_disabled, rls_isolation_leak,
-                                  rls_missing, rls_no_policy, shadow_unsupported, view_auth_users,
+                                  rls_missing, rls_no_policy, shadow_unsupported, view_auth_users, not_analysed, privilege_widened,
                                   view_security_definer)
 
 RULES: dict[str, Rule] = {m.RULE.id: m.RULE for m in (
@@ -23,7 +23,7 @@ RULES: dict[str, Rule] = {m.RULE.id: m.RULE for m in (
     policy_user_metadata, view_security_definer, view_auth_users, matview_exposed, function_search_path,
     function_definer_exposed, foreign_table_exposed, storage_policy_permissive, policy_always_true_write,
     destructive_unapproved, index_not_concurrent, migration_edited, migration_out_of_order, not_promoted,
-    migration_failed, rls_isolation_leak, probe_incomplete, shadow_unsupported)}
+    migration_failed, rls_isolation_leak, probe_incomplete, shadow_unsupported, not_analysed, privilege_widened)}
 # Judged only on migrations not yet applied (or after the stack's migrations.baseline): an
 # applied file can no longer be changed (approving it would edit it; migration-edited blocks that).
 PER_STATEMENT_RULES = ("destructive-unapproved", "index-not-concurrent")

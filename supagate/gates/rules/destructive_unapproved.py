@@ -1,6 +1,8 @@
-"""destructive-unapproved: DROP TABLE/COLUMN/SCHEMA, TRUNCATE, DELETE without WHERE, a type
-change or a rename of a table with RLS, without `-- gate:approve <reason>` and a down
-script. Found while replaying statements (gates/catalog/replay.py)."""
+"""destructive-unapproved: a loss without `-- gate:approve <reason>` and a down script: a
+table, column or schema dropped, rows removed by TRUNCATE or DELETE without WHERE, a type
+change that can lose data, a table with RLS renamed, a restrictive policy or a trigger
+removed. The shadow database's catalog decides what was lost, however the SQL was written
+(gates/shadow/catalog_diff.py); static analysis (gates/catalog/replay.py) adds the line."""
 
 from supagate.findings import Finding
 from supagate.gates.rule import Rule
@@ -8,14 +10,16 @@ from supagate.gates.rule import Rule
 ID = "destructive-unapproved"
 
 
-def finding(obj: str, what: str, where, filename: str, approved: bool, has_down: bool) -> Finding | None:
+def finding(obj: str, what: str, where, filename: str, approved: bool, has_down: bool,
+            source: str = "static") -> Finding | None:
     """`what` the statement at `where` does to `obj`; None when it is approved and reversible."""
     missing = [m for m, ok in (("an approval marker", approved), ("a down script", has_down)) if not ok]
     if not missing:
         return None
     stem = filename[: -len(".sql")]
-    return Finding(ID, obj, file=where.file, line=where.line,
-                   message=f"{where.file}:{where.line} {what} without {' and '.join(missing)}.",
+    seen = " (the shadow database saw it happen when this file ran)" if source == "shadow" else ""
+    return Finding(ID, obj, file=where.file, line=where.line, source=source,
+                   message=f"{where.file}:{where.line} {what} without {' and '.join(missing)}{seen}.",
                    fix="Review the data loss, then add `-- gate:approve <who approved, why>` to the file and a down "
                        f"script at supabase/migrations/down/{stem}.down.sql (or make the change additive: add the "
                        "new column or table and keep the old one).")

@@ -1,6 +1,7 @@
-"""migration-failed: a migration that fails to apply to a fresh (shadow) database."""
+"""migration-failed: a migration that fails to apply to a fresh (shadow) database. Blocks on
+every tier: the files after it were not analysed at all."""
 
-from supagate.findings import Finding
+from supagate.findings import MANDATORY, Finding
 from supagate.gates.rule import Rule
 
 ID = "migration-failed"
@@ -15,4 +16,4 @@ def finding(error) -> Finding:
                        "local database shows the full error.")
 
 
-RULE = Rule(ID, "a migration that fails to apply to a fresh database")
+RULE = Rule(ID, "a migration that fails to apply to a fresh database", staging=MANDATORY, development=MANDATORY)

@@ -23,12 +23,13 @@ import psycopg
 from supagate.errors import Failed
 from supagate.findings import Finding
 from supagate.gates.registry import RULES
-from supagate.gates.rules import migration_failed, shadow_unsupported
+from supagate.gates.rules import migration_failed, not_analysed, shadow_unsupported
 from supagate.gates.shadow.gaps import GapRule
 from supagate.gates.rules.function_search_path import PLATFORM_SCHEMAS
 from supagate.migrations import runner
 from supagate.migrations.files import Migration
 from supagate.gates.shadow.advisors import advisor_findings, run_advisors
+from supagate.gates.shadow.catalog_diff import CatalogWatch, runs_code
 from supagate.gates.shadow.probes import isolation_probes
 from supagate.postgres.connect import connect
 
@@ -44,6 +45,8 @@ class ShadowResult:
     gaps: int = 0  # statements skipped as shadow-unsupported
     complete: bool = True  # every migration applied: the catalog can overrule static analysis
     catalog: set = field(default_factory=set)  # (rule, object) the catalog queries found
+    losses: set = field(default_factory=set)  # (file, object) of every loss the catalog diff saw
+    observed: set = field(default_factory=set)  # files whose every statement ran and was observed
     probed_tables: int = 0
     advisor_lints: int = 0
 
@@ -107,15 +110,20 @@ def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supa
 
     result = ShadowResult()
     progress(f"Applying {len(migrations)} migration(s) to the shadow database...")
+    watch = CatalogWatch()
     try:
         applied = runner.migrate(url, migrations, runner.Options(include_all=True, lock_wait=5),
-                                 progress=lambda _: None, gaps=GapRule())
+                                 progress=lambda _: None, gaps=GapRule(), observe=watch)
         result.applied = len(applied.applied)
         result.gaps = len(applied.gaps)
-        result.findings += [shadow_unsupported.finding(g.file, g.line, g.text, g.reason) for g in applied.gaps]
+        with connect(url) as conn:
+            result.findings += [_gap_finding(conn, g) for g in applied.gaps]
     except runner.MigrationError as exc:
         result.findings.append(migration_failed.finding(exc))
         result.complete = False
+        applied = None
+    result.findings += watch.findings(result, applied.gaps if applied else ())
+    if not result.complete:
         return result  # later checks would describe a half-built schema
     progress("Checking the catalog and probing row level security as anon and authenticated...")
     # The advisors (a Node process reading the catalog) run beside the probes: neither
@@ -145,3 +153,11 @@ def catalog_findings(conn: psycopg.Connection, exposed: tuple[str, ...]) -> list
             found += [f for row in conn.execute(rule.catalog_query, params).fetchall()
                       if (f := rule.from_catalog(*row)) is not None]
     return found
+
+
+def _gap_finding(conn, gap) -> Finding:
+    """A skipped statement that runs code of the app's own is not analysed (it blocks); one
+    that only creates or calls what Supabase provides is a gap of ours (advisory)."""
+    if runs_code(conn, gap.text):
+        return not_analysed.skipped(gap.file, gap.line, gap.text, gap.reason)
+    return shadow_unsupported.finding(gap.file, gap.line, gap.text, gap.reason)
