@@ -13,13 +13,7 @@ history is written only after every statement succeeded; an applied file that ch
 applied one stops the run before anything is sent; no file changes how the next is read
 or whose it is (session.py).
 
-How a file travels: its SQL goes as written, in one simple-protocol query with BEGIN, the
-session guard, the history rows and COMMIT: one round trip, and the server reads the whole
-text at once under the settings the gate read it with. The history values never enter
-SQL text: before the first file they are sent as parameters (COPY) into a temporary
-table, pg_temp.supagate_pending, and each file's query copies its own row from there by
-number, so nothing a migration sets (client_encoding, standard_conforming_strings) can
-change how they are read.
+How one file travels (one round trip, values as parameters, the session guard): file_run.py.
 """
 
 from __future__ import annotations
@@ -34,8 +28,9 @@ from typing import Callable, Iterable
 
 import psycopg
 
-from supagate.migrations import recovery, session
-from supagate.migrations.failures import MigrationError, locate_failure, statement_error
+from supagate.migrations.failures import MigrationError
+from supagate.migrations.file_run import (UPSERT, GapRule, RunFile, SkippedStatement, run_file as _run_file,
+                                          run_skipping_gaps, stage)
 from supagate.migrations.files import Migration, MigrationFileError, parse_migration
 from supagate.migrations.options import Options
 from supagate.migrations.history import Applied, Comparison, adoptable, applied_checksums, compare, read_history
@@ -62,36 +57,11 @@ HISTORY_DDL = (
 )
 INSERT_HISTORY = ("INSERT INTO supabase_migrations.schema_migrations(version, name, statements) "
                   "VALUES (%s, %s, %s)")
-UPSERT = """
-    ON CONFLICT (version) DO UPDATE SET name = excluded.name, checksum = excluded.checksum,
-        down_sql = excluded.down_sql, transactional = excluded.transactional,
-        applied_at = pg_catalog.now(), applied_by = excluded.applied_by, duration_ms = excluded.duration_ms"""
 UPSERT_BOOKKEEPING = ("INSERT INTO supabase_migrations.supagate_migrations "
                       "(version, name, checksum, down_sql, transactional, applied_by, duration_ms) "
                       "VALUES (%s, %s, %s, %s, %s, %s, %s)" + UPSERT)
-# The values of every file this run sends, as parameters, before the first file runs.
-STAGE = """CREATE TEMPORARY TABLE IF NOT EXISTS supagate_pending (
-    ord integer PRIMARY KEY, version text NOT NULL, name text NOT NULL, statements text[], checksum text,
-    down_sql text, transactional boolean, actor text)"""
-STAGE_COPY = ("COPY pg_temp.supagate_pending (ord, version, name, statements, checksum, down_sql, transactional, "
-              "actor) FROM STDIN")
-_FROM_STAGE = " FROM pg_temp.supagate_pending p WHERE p.ord OPERATOR(pg_catalog.=) {ord}"
-# The server measures a transactional file itself (from the query's start).
-_ELAPSED = ("CAST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
-            "pg_catalog.statement_timestamp()) OPERATOR(pg_catalog.*) 1000 AS pg_catalog.int4)")
 
 
-@dataclass(frozen=True)
-class SkippedStatement:
-    """A statement the shadow database could not run for want of something Supabase has."""
-    file: str
-    line: int
-    text: str
-    reason: str
-
-
-# (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
-GapRule = Callable[[psycopg.Error, object], "str | None"]
 # Called with the session after each file committed (and with None before the first): the
 # shadow database's catalog diff. It may raise MigrationError to stop the run.
 Observer = Callable[[psycopg.Connection, "Migration | None"], None]
@@ -164,7 +134,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
             if not plan.pending:
                 progress("Database is up to date: no pending migrations.")
                 return result
-            role = _stage(conn, [(m, actor) for m in plan.pending])
+            role, digests = stage(conn, [(m, actor) for m in plan.pending])
             if observe is not None:
                 observe(conn, None)
             for index, migration in enumerate(plan.pending, 1):
@@ -172,7 +142,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
                 progress(f"Applying migration {migration.filename} ({index}/{len(plan.pending)}, "
                          f"{len(migration.statements)} statements"
                          f"{'' if migration.transactional else ', outside a transaction'})...")
-                _apply(conn, _File(migration, index, role, url), options, gaps, result, progress)
+                _apply(conn, RunFile(migration, index, role, digests[index], url), options, gaps, result, progress)
                 result.applied.append(migration.version)
                 if observe is not None:
                     observe(conn, migration)
@@ -211,10 +181,10 @@ def down_to(url: str, target: str, options: Options = Options(),
                                                  f"down script of {version}_{row.name}"))
                 except MigrationFileError as exc:
                     raise MigrationError(f"failed to roll back: {exc}") from None
-            role = _stage(conn, [(down, "") for down in downs]) if downs else 0
+            role, digests = stage(conn, [(down, "") for down in downs]) if downs else (0, {})
             for index, down in enumerate(downs, 1):
                 progress(f"Reverting {down.version}_{history[down.version].name}...")
-                _run_file(conn, _File(down, index, role, url, forget=True), options, progress)
+                _run_file(conn, RunFile(down, index, role, digests[index], url, forget=True), options, progress)
                 result.reverted.append(down.version)
             return result
 
@@ -297,75 +267,6 @@ def _ensure_history_tables(conn: psycopg.Connection) -> None:
             conn.execute(ddl)
 
 
-def _stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> int:
-    """Check the session reads SQL as the gate does, and send the history values of every
-    file of this run as parameters. Returns the session user's oid (the guard's identity)."""
-    role = conn.execute("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user").fetchone()[0]
-    try:
-        conn.execute(session.guard_sql(role))
-    except psycopg.Error as exc:
-        seen = session.changed(exc) or str(exc).strip()
-        raise MigrationError(
-            f"failed to start: the database session does not read SQL the way the gate does ({seen})\n"
-            "The connection's startup options were not applied: connect directly or through Supabase's "
-            "session pooler (port 5432), not a transaction pooler.") from None
-    conn.execute(STAGE + ";\nTRUNCATE pg_temp.supagate_pending")
-    with conn.cursor().copy(STAGE_COPY) as copy:
-        for ord_, (migration, actor) in enumerate(items, 1):
-            copy.write_row((ord_, migration.version, migration.name, migration.statement_texts,
-                            migration.checksum, migration.down_sql, migration.transactional, actor))
-    return role
-
-
-@dataclass(frozen=True)
-class _File:
-    """One file of this run: its staged values' number, the guard's identity, and whether
-    it is recorded as applied or (a down script) forgotten."""
-    migration: Migration
-    ord: int
-    role: int
-    url: str
-    forget: bool = False
-
-    @property
-    def where(self) -> str:
-        return self.migration.path or self.migration.filename
-
-    @property
-    def guard(self) -> str:
-        return session.guard_sql(self.role, self.ord)
-
-    def finish(self, duration_ms: int | None) -> str:
-        """The SQL that records (or forgets) this file, from its staged row."""
-        stage = _FROM_STAGE.format(ord=self.ord)
-        if self.forget:
-            return "".join(f"DELETE FROM supabase_migrations.{table} t USING pg_temp.supagate_pending p "
-                           f"WHERE t.version OPERATOR(pg_catalog.=) p.version AND p.ord OPERATOR(pg_catalog.=) "
-                           f"{self.ord};\n" for table in ("schema_migrations", "supagate_migrations"))
-        elapsed = _ELAPSED if duration_ms is None else str(int(duration_ms))
-        return ("INSERT INTO supabase_migrations.schema_migrations(version, name, statements) "
-                f"SELECT p.version, p.name, p.statements{stage};\n"
-                "INSERT INTO supabase_migrations.supagate_migrations "
-                "(version, name, checksum, down_sql, transactional, applied_by, duration_ms) "
-                f"SELECT p.version, p.name, p.checksum, p.down_sql, p.transactional, p.actor, {elapsed}{stage}"
-                f"{UPSERT};\n")
-
-    def session_error(self, exc: psycopg.Error, transactional: bool) -> MigrationError | None:
-        seen = session.changed(exc)
-        if seen is None:
-            return None
-        return MigrationError(session.explain(self.where, self.migration, seen, transactional), file=self.where)
-
-    def check_session(self, conn) -> None:
-        """The guard on its own (between statements sent one by one)."""
-        try:
-            conn.execute(self.guard)
-        except psycopg.Error as exc:
-            _rollback(conn)
-            raise self.session_error(exc, False) or MigrationError(
-                f"failed to apply {self.where}: {exc}") from None
-
-
 def _record(migration: Migration, actor: str, history: bool = True, duration_ms: int | None = None):
     """The statements that record `migration` as applied (history row and bookkeeping), with
     their parameters (outside a file's run: adoption and repair)."""
@@ -382,123 +283,14 @@ def _execute_all(conn, statements) -> None:
         conn.execute(sql, params)
 
 
-def _rollback(conn) -> None:
-    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.execute("ROLLBACK")
-
-
-def _apply(conn, file: _File, options: Options, gaps: GapRule | None = None,
+def _apply(conn, file: RunFile, options: Options, gaps: GapRule | None = None,
            result: Result | None = None, progress: Progress = stderr_progress) -> None:
     try:
         _run_file(conn, file, options, progress)
     except MigrationError:
         if gaps is None:
             raise
-        result.gaps.extend(_run_skipping_gaps(conn, file, options, gaps))
-
-
-def _run_skipping_gaps(conn, file: _File, options: Options, gaps: GapRule):
-    """Run the file statement by statement, each in a savepoint, skipping gaps; the
-    session guard runs after each statement, before the next is sent."""
-    migration = file.migration
-    skipped = []
-    started = time.monotonic()
-    atomic = conn.transaction if migration.transactional else nullcontext
-    with atomic():
-        for key in ("lock_timeout", "statement_timeout"):
-            value = getattr(migration, key) or getattr(options, key)
-            conn.execute(f"SET {'LOCAL ' if migration.transactional else ''}{key} = '{value}'")
-        for number, statement in _runnable(migration):
-            try:
-                with atomic():
-                    conn.execute(statement.text)
-            except psycopg.Error as exc:
-                reason = gaps(exc, statement)
-                if reason is None:
-                    raise statement_error(conn, migration, number, statement, exc, file.url,
-                                          migration.transactional) from None
-                skipped.append(SkippedStatement(file.where, statement.line, statement.text, reason))
-            try:
-                conn.execute(file.guard)
-            except psycopg.Error as exc:
-                raise file.session_error(exc, True) or MigrationError(f"failed to apply {file.where}: {exc}") from None
-        with conn.transaction():
-            conn.execute(file.finish(int((time.monotonic() - started) * 1000)))
-    return skipped
-
-
-def _run_file(conn, file: _File, options: Options, progress: Progress = stderr_progress) -> None:
-    """Run one file, then its history, atomically when it can."""
-    migration = file.migration
-    lock_timeout = migration.lock_timeout or options.lock_timeout
-    statement_timeout = migration.statement_timeout or options.statement_timeout
-    if migration.transactional:
-        prefix = (f"BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout}';\n"
-                  f"SET LOCAL statement_timeout = '{statement_timeout}';\n")
-        batch, starts = _batch(migration, prefix)
-        # One round trip per file, read by the server in one piece: BEGIN, the statements,
-        # the guard, the history rows (copied from the staged values) and COMMIT.
-        try:
-            conn.execute(f"{batch}{file.guard};\n{file.finish(None)}COMMIT;")
-        except psycopg.Error as exc:
-            _rollback(conn)
-            raise file.session_error(exc, True) or locate_failure(
-                conn, migration, prefix, batch, starts, exc, file.url, file.guard) from None
-        return
-    # Outside a transaction each statement is its own round trip, and the guard runs before
-    # the next one is sent; the rest is batched (a round trip to a hosted database costs tens
-    # of milliseconds).
-    conn.execute(f"SET lock_timeout = '{lock_timeout}'; SET statement_timeout = '{statement_timeout}'")
-    started = time.monotonic()
-    reset = False
-    try:
-        indexes = recovery.planned_indexes(conn, _runnable(migration))
-        skip = recovery.before_run(conn, indexes, progress)
-        sent = 0
-        for number, statement in _runnable(migration):
-            if number in skip:
-                continue
-            if sent:
-                file.check_session(conn)
-            sent += 1
-            try:
-                conn.execute(statement.text)
-            except psycopg.Error as exc:
-                raise statement_error(conn, migration, number, statement, exc, file.url, False) from None
-        recovery.after_run(conn, indexes, file.where)
-        history = file.finish(int((time.monotonic() - started) * 1000))
-        try:
-            conn.execute(f"BEGIN;\n{file.guard};\n{history}COMMIT;\nRESET lock_timeout;\nRESET statement_timeout;")
-            reset = True
-        except psycopg.Error as exc:
-            _rollback(conn)
-            raise file.session_error(exc, False) or exc
-    finally:
-        if not reset and not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("RESET lock_timeout; RESET statement_timeout")
-
-
-def _runnable(migration: Migration):
-    """(1-based statement number, statement) of what the engine sends."""
-    kinds = migration.kinds or ("statement",) * len(migration.statements)
-    for number, (statement, kind) in enumerate(zip(migration.statements, kinds), 1):
-        if kind not in ("transaction-control", "comment"):  # the engine owns the transaction
-            yield number, statement
-
-
-def _batch(migration: Migration, prefix: str) -> tuple[str, list[tuple[int, int, object]]]:
-    """The file's statements as one query; `starts` maps query offsets back to statements.
-    Each statement ends with a newline before its `;`, so a trailing `--` comment cannot
-    swallow the separator."""
-    parts = [prefix]
-    starts = []
-    offset = len(prefix)
-    for number, statement in _runnable(migration):
-        starts.append((offset, number, statement))
-        piece = statement.text + "\n;\n"
-        parts.append(piece)
-        offset += len(piece)
-    return "".join(parts), starts
+        result.gaps.extend(run_skipping_gaps(conn, file, options, gaps))
 
 
 def describe(migrations: Iterable[Migration]) -> list[dict]:

@@ -77,28 +77,41 @@ def _value(node) -> str:
     return str(val)
 
 
-def guard_sql(role_oid: int, staged: int | None = None) -> str:
+def guard_sql(role_oid: int) -> str:
     """A SELECT that fails (a cast error carrying GUARD_MARK and what it saw) when the
-    session's lexing settings or identity are not the engine's; with `staged`, a second
-    one that fails when the history values staged for this file (pg_temp.supagate_pending)
-    are gone."""
+    session's lexing settings or identity are not the engine's, or when anything (a trigger,
+    a rule) sits on the history tables, where it would run with every later file's history.
+    It runs last in a file's transaction, after the history rows, before COMMIT."""
     eq, ne = "OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.<>)"
     setting = "pg_catalog.current_setting('{}')".format
+    # By the catalogs alone: another role may lack USAGE on the schema, and must still fail here.
+    history = ("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace "
+               "WHERE n.nspname {eq} 'supabase_migrations'").format(eq=eq)
     checks = [f"{setting('standard_conforming_strings')} {eq} 'on'",
               f"{setting('client_encoding')} {eq} 'UTF8'",
               f"{setting('backslash_quote')} {ne} 'on'",
               f"current_user {eq} session_user",
               f"(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname {eq} session_user) {eq} "
-              f"CAST({int(role_oid)} AS pg_catalog.oid)"]
+              f"CAST({int(role_oid)} AS pg_catalog.oid)",
+              f"NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid {eq} "
+              f"ANY (ARRAY({history})))",
+              f"NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class {eq} ANY (ARRAY({history})))"]
     seen = ", ',', ".join([setting("standard_conforming_strings"), setting("client_encoding"),
                           setting("backslash_quote"), "session_user", "current_user"])
-    guard = (f"SELECT CAST(CASE WHEN {' AND '.join(checks)} THEN '0' "
-             f"ELSE pg_catalog.concat('{GUARD_MARK}', {seen}) END AS pg_catalog.int4)")
-    if staged is None:
-        return guard
-    # Separate, after the identity is known to be ours (another role could not read the table).
-    return (f"{guard};\nSELECT CAST(CASE WHEN EXISTS (SELECT FROM pg_temp.supagate_pending p WHERE p.ord {eq} "
-            f"{int(staged)}) THEN '0' ELSE '{GUARD_MARK}staged' END AS pg_catalog.int4)")
+    return (f"SELECT CAST(CASE WHEN {' AND '.join(checks)} THEN '0' "
+            f"ELSE pg_catalog.concat('{GUARD_MARK}', {seen}) END AS pg_catalog.int4)")
+
+
+def staged_sql(ord_: int, digest: str) -> str:
+    """A SELECT that fails when the history values staged for this file
+    (pg_temp.supagate_pending, row `ord_`) are gone or not what was sent (`digest`, the md5
+    of the row as the server printed it right after the COPY)."""
+    if not all(c in "0123456789abcdef" for c in digest) or len(digest) != 32:
+        raise ValueError("a staged row's digest is 32 hex digits")
+    eq = "OPERATOR(pg_catalog.=)"
+    return (f"SELECT CAST(CASE WHEN EXISTS (SELECT FROM pg_temp.supagate_pending p WHERE p.ord {eq} {int(ord_)} "
+            f"AND pg_catalog.md5(CAST(p AS pg_catalog.text)) {eq} '{digest}') THEN '0' "
+            f"ELSE '{GUARD_MARK}staged' END AS pg_catalog.int4)")
 
 
 def changed(exc) -> str | None:
@@ -109,7 +122,7 @@ def changed(exc) -> str | None:
         return None
     seen = message[at + len(GUARD_MARK):].rstrip('"').split(",")
     if len(seen) != 5:
-        return "the history values staged for this file were removed"
+        return "the history values staged for this file were changed or removed"
     scs, encoding, backslash, session_user, current_user = seen
     what = []
     if scs != "on":
@@ -121,7 +134,7 @@ def changed(exc) -> str | None:
     if current_user != session_user:
         what.append(f"the role is {current_user}")
     if not what:
-        what.append(f"the session user is {session_user}")
+        what.append(f"the session user is {session_user}, or a trigger or rule sits on the history tables")
     return ", ".join(what)
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 # file that may hold `BEGIN ATOMIC`; skipping them elsewhere makes splitting ~3x faster.
 _INTERESTING = re.compile(r"""[;'"$/\-]|[A-Za-z_][A-Za-z_0-9]*""")
 _INTERESTING_NO_WORDS = re.compile(r"""[;'"$/\-]""")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+# PostgreSQL's lexer: identifier characters include every byte >= 0x80 (any non-ASCII
+# character), in dollar-quote tags and before a `$` alike (`€$x$` is one identifier there).
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z_0-9\u0080-\U0010ffff]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _SPACE = " \t\n\r\f\v"
 
@@ -97,7 +99,7 @@ def split_statements(sql: str) -> list[Statement]:
 
 
 def _is_ident(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+    return ch.isalnum() or ch == "_" or ord(ch) > 127
 
 
 class _Statements:

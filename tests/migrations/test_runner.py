@@ -201,15 +201,26 @@ def test_failing_history_insert_is_reported_as_such_and_rolls_back_the_file(db_u
     write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
     runner.migrate(db_url, load_migrations(tmp_path), **QUIET)  # creates the history tables
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("create function public.refuse() returns trigger language plpgsql as "
-                     "$$ begin raise exception 'history is read-only today'; end $$")
-        conn.execute("create trigger refuse before insert on supabase_migrations.schema_migrations "
-                     "for each row execute function public.refuse()")
+        conn.execute("alter table supabase_migrations.schema_migrations add constraint history_read_only_today "
+                     "check (version < '20240102000000')")
     write_migrations(tmp_path, {"20240102000000_b.sql": "create table b (id int);"})
     with pytest.raises(runner.MigrationError) as err:
         runner.migrate(db_url, load_migrations(tmp_path), **QUIET)
     assert "failed to record 20240102000000_b.sql" in str(err.value)
-    assert "history is read-only today" in str(err.value)
+    assert "history_read_only_today" in str(err.value) and "run again" in str(err.value)
+    assert "b" not in tables(db_url)
+
+
+def test_a_trigger_left_on_the_history_table_stops_the_run_before_anything_is_sent(db_url, tmp_path):
+    write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
+    runner.migrate(db_url, load_migrations(tmp_path), **QUIET)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("create function public.note() returns trigger language plpgsql as $$ begin return new; end $$")
+        conn.execute("create trigger note before insert on supabase_migrations.schema_migrations "
+                     "for each row execute function public.note()")
+    write_migrations(tmp_path, {"20240102000000_b.sql": "create table b (id int);"})
+    with pytest.raises(runner.MigrationError, match="(?s)failed to start.*a trigger or rule sits on supabase_migrations"):
+        runner.migrate(db_url, load_migrations(tmp_path), **QUIET)
     assert "b" not in tables(db_url)
 
 

@@ -182,3 +182,40 @@ def test_a_non_utf8_file_name_is_refused_when_files_load(tmp_path, db_url):
     done = _supagate("migrate", "--migrations", str(folder), url=db_url)
     assert done.returncode == 2 and "Rename the file" in done.stderr
     assert tables(db_url) == set()
+
+
+HISTORY_TRIGGER = """create function public.history_note() returns trigger language plpgsql as $$
+begin perform set_config('standard_conforming_strings', 'off', false); return new; end $$;
+create trigger history_note after insert on supabase_migrations.schema_migrations
+  for each row execute function public.history_note();"""
+
+
+def test_a_trigger_on_the_history_table_cannot_change_the_session_after_the_guard(tmp_path, db_url):
+    """The red team's chain: a trigger the history insert fires switched string lexing off
+    after the guard, so the next file's DROP ran as a SELECT's string. The guard now runs
+    after the history rows, and nothing may sit on the history tables."""
+    src = write_migrations(tmp_path, {"20240101000000_x.sql": "create table public.x (id int);",
+                                      "20240101000100_trigger.sql": HISTORY_TRIGGER,
+                                      "20240101000200_next.sql": SMUGGLED})
+    with pytest.raises(runner.MigrationError, match="20240101000100_trigger.sql"):
+        runner.migrate(db_url, load_migrations(src), **QUIET)
+    assert tables(db_url) == {"x"} and [v for v, *_ in history(db_url)] == ["20240101000000"]
+
+
+def test_a_migration_cannot_rewrite_the_history_of_a_later_file(tmp_path, db_url):
+    src = write_migrations(tmp_path, {
+        "20240101000000_forge.sql": "update pg_temp.supagate_pending set statements = array['select 1'] "
+                                    "where version = '20240101000100';",
+        "20240101000100_real.sql": "create table public.real_change (id int);"})
+    with pytest.raises(runner.MigrationError, match="20240101000100_real.sql.*staged for this file were changed"):
+        runner.migrate(db_url, load_migrations(src), **QUIET)
+    assert "real_change" not in tables(db_url)
+
+
+def test_a_non_ascii_character_before_a_dollar_sign_splits_as_the_server_does(tmp_path, db_url):
+    """`€$x$` is an identifier to PostgreSQL, not the start of a dollar quote: the SET
+    between two of them is a statement of its own, refused when the file loads."""
+    src = write_migrations(tmp_path, {
+        "20240101000000_x.sql": "select 1 as €$x$;set standard_conforming_strings = off;select 2 as €$x$;"})
+    with pytest.raises(MigrationFileError, match="_x.sql:1: `SET standard_conforming_strings = off`"):
+        load_migrations(src)
