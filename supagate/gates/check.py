@@ -120,16 +120,21 @@ def _confirmed(finding: Finding, catalog: set[tuple]) -> bool:
 
 
 def _judged_by_the_catalog_diff(findings: list[Finding], shadow) -> list[Finding]:
-    """What the shadow saw lost decides: a static destructive finding in a file the shadow
-    ran and observed in full stands only if the catalog diff saw that loss (`drop table if
-    exists` of nothing, a type change that keeps every value: no loss); one the static
-    analysis also found is reported once, at the static line."""
+    """What the shadow saw decides where it can: a static destructive finding in a file the
+    shadow ran and observed in full is dropped when the catalog diff shows the loss did not
+    happen (`drop table if exists` of nothing, `int` to `bigint`); rows removed and code the
+    shadow may not have run in full always stand (destructive_unapproved.evidence). One the
+    static analysis also found is reported once, at the static line."""
     static = {(f.file, f.object) for f in findings if f.rule == destructive_unapproved.ID and f.source == "static"}
     kept = []
     for f in findings:
         if f.rule == destructive_unapproved.ID:
-            if f.source == "static" and f.file in shadow.observed and (f.file, f.object) not in shadow.losses:
-                continue
+            if f.source == "static" and f.file in shadow.observed:
+                evidence = destructive_unapproved.evidence(f)
+                if evidence == "catalog" and (f.file, f.object) not in shadow.losses:
+                    continue
+                if evidence == "type" and (f.file, f.object) in shadow.widened:
+                    continue
             if f.source == "shadow" and (f.file, f.object) in static:
                 continue
         kept.append(f)

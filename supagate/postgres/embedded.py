@@ -221,10 +221,6 @@ class EmbeddedPostgres:
             settings["shared_preload_libraries"] = ",".join(preload)
         if "pg_cron" in preload:
             settings["cron.database_name"] = "postgres"
-        if "pg_stat_statements" in preload:
-            # Nested statements too (DO blocks, EXECUTE, functions, triggers): the shadow's
-            # catalog diff reads what a migration really ran (gates/shadow/catalog_diff.py).
-            settings["pg_stat_statements.track"] = "all"
         args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]

@@ -88,6 +88,7 @@ class Function:
     where: Where
     body: str = ""
     returns_trigger: bool = False
+    language: str = "sql"
     grants: dict[str, set[str]] = field(default_factory=dict)  # role -> privileges (execute)
 
     @property

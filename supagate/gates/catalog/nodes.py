@@ -120,3 +120,4 @@ def function_body(node) -> str:
         if getattr(option, "defname", None) == "as":
             return " ".join(getattr(part, "sval", "") for part in option.arg)
     return deparse(node.sql_body) or "" if getattr(node, "sql_body", None) is not None else ""
+

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import pglast
 
 from supagate.findings import Finding
+from supagate.gates.catalog.code_bodies import sql_in_code
 from supagate.gates.catalog.model import API_ROLES, DEFAULT_EXPOSED_SCHEMAS, Catalog, Function, Policy, Relation, Where
-from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines,
+from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines, walk,
                                           option_true,
                                           reads_auth_users, references_auth_users, role_names, sets_search_path)
 from supagate.gates.markers import Markers, read_markers
 from supagate.gates.registry import RULES
 from supagate.gates.rules import destructive_unapproved, index_not_concurrent
+from supagate.gates.rules.destructive_unapproved import CODE_MARK
 from supagate.migrations.files import Migration
 
 
@@ -74,6 +76,7 @@ class _FileWalker:
             handler = getattr(self, "_" + type(node).__name__, None)
             if handler is not None:
                 handler(node)
+            self._calls(node)
 
     # -- relations
     def _new_relation(self, rangevar, kind: str) -> Relation:
@@ -241,6 +244,60 @@ class _FileWalker:
         if found is not None:
             self.findings.append(found)
 
+    # -- code the migration runs (a DO block; a function or procedure it calls)
+    def _DoStmt(self, node) -> None:
+        options = {o.defname: o.arg.sval for o in node.args or ()}
+        self._code_losses(options.get("as", ""), options.get("language", "plpgsql"), "a DO block")
+
+    def _calls(self, node) -> None:
+        called = {function_key(n.funcname, self.catalog.search_schema) for n in walk(node)
+                  if type(n).__name__ == "FuncCall"}
+        for key in sorted(called):
+            function = self.catalog.functions.get(key)
+            if function is not None and not function.returns_trigger:
+                self._code_losses(function.body, function.language, f"function {key}, called here")
+
+    def _code_losses(self, body: str, language: str, what: str) -> None:
+        for sql in sql_in_code(body, language):
+            try:
+                nodes = pglast.parse_sql(sql)
+            except pglast.parser.ParseError:
+                continue
+            for node in walk(nodes):
+                for obj, did, table in self._loss_in(node):
+                    self.destructive(obj, f"{did} {CODE_MARK} ({what}: the shadow may not take every path of it)",
+                                     table)
+
+    def _loss_in(self, node):
+        """(object, what it does, table) for a statement in code, on objects the migrations
+        made before this file."""
+        kind = type(node).__name__
+        known = lambda key: key in self.catalog.relations and key not in self.created_here  # noqa: E731
+        if kind == "DropStmt" and enum(node.removeType) == "OBJECT_TABLE":
+            for obj in node.objects or ():
+                names = [s.sval for s in obj]
+                key = ".".join(names) if len(names) > 1 else f"{self.catalog.search_schema}.{names[0]}"
+                if known(key):
+                    yield key, f"drops table {key}", key
+        elif kind == "DropStmt" and enum(node.removeType) == "OBJECT_SCHEMA":
+            for obj in node.objects or ():
+                schema = obj.sval if hasattr(obj, "sval") else obj[0].sval
+                if any(known(k) for k in self.catalog.relations if k.startswith(schema + ".")):
+                    yield schema, f"drops schema {schema}", None
+        elif kind == "TruncateStmt":
+            for rangevar in node.relations:
+                if known(self.catalog.key(rangevar)):
+                    yield self.catalog.key(rangevar), f"truncates {self.catalog.key(rangevar)}", None
+        elif kind == "DeleteStmt" and not any(type(n).__name__ == "ColumnRef" for n in walk(node.whereClause)):
+            if known(self.catalog.key(node.relation)):
+                key = self.catalog.key(node.relation)
+                yield key, f"deletes every row of {key}", key
+        elif kind == "AlterTableStmt" and known(self.catalog.key(node.relation)):
+            key = self.catalog.key(node.relation)
+            for cmd in node.cmds or ():
+                if enum(cmd.subtype) == "AT_DropColumn":
+                    yield f"{key}.{cmd.name}", f"drops column {cmd.name} of {key}", key
+
     # -- RLS policies
     def _CreatePolicyStmt(self, node) -> None:
         relation = self.catalog.get(node.table)
@@ -323,7 +380,8 @@ class _FileWalker:
         returns = node.returnType.names[-1].sval if node.returnType is not None else ""
         self.catalog.functions[key] = Function(
             key, option_true(node.options, "security"), sets_search_path(node.options), self.where,
-            body=function_body(node), returns_trigger=returns in ("trigger", "event_trigger"), grants=grants)
+            body=function_body(node), returns_trigger=returns in ("trigger", "event_trigger"), grants=grants,
+            language=next((o.arg.sval for o in node.options or () if o.defname == "language"), "sql"))
 
     def _AlterFunctionStmt(self, node) -> None:
         function = self.catalog.functions.get(function_key(node.func.objname, self.catalog.search_schema))
@@ -349,4 +407,5 @@ class _FileWalker:
             first = node.args[0].val
             if hasattr(first, "sval") and first.sval:
                 self.catalog.search_schema = first.sval.split(",")[0].strip().strip('"')
+
 

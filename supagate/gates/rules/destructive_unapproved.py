@@ -27,3 +27,19 @@ def finding(obj: str, what: str, where, filename: str, approved: bool, has_down:
 
 RULE = Rule(ID, "a destructive statement without `-- gate:approve` and a down script",
             policy="supabase-migrations-require-approval")
+
+
+def evidence(finding: Finding) -> str:
+    """What can confirm a static finding of this rule in the shadow: "catalog" (a drop, a
+    rename: the catalog diff sees it or it did not happen), "type" (a type change: dropped
+    only when the shadow saw it keep every value), or "kept" (rows removed, or code the
+    shadow may not have run all of: an empty shadow table or an untaken branch proves
+    nothing)."""
+    if CODE_MARK in finding.message or " truncates " in finding.message or "deletes every row" in finding.message:
+        return "kept"
+    if "changes the type of" in finding.message:
+        return "type"
+    return "catalog"
+
+
+CODE_MARK = "inside code the migration runs"

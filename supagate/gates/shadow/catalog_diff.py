@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import pglast
 
+from supagate.gates.catalog.nodes import walk
 from supagate.migrations.files import Migration
 
 API_ROLES = ("anon", "authenticated", "public")
@@ -45,7 +46,7 @@ SNAPSHOT = ";\n".join([
     "BEGIN",
     "SET LOCAL search_path = pg_catalog",
     # relations
-    "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, c.relrowsecurity, "
+    "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, c.relrowsecurity, pg_get_userbyid(c.relowner), "
     + _API_PRIVS.format(acl="coalesce(c.relacl, acldefault('r', c.relowner))")
     + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','f') AND "
     + _SCOPE + " AND " + _NOT_EXTENSION.format(catalog="pg_class", oid="c.oid"),
@@ -58,11 +59,13 @@ SNAPSHOT = ";\n".join([
     + " FROM pg_namespace n WHERE " + _SCOPE,
     # functions (not an extension's)
     "SELECT p.oid::int8, n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', "
-    "p.prosecdef, " + _API_PRIVS.format(acl="coalesce(p.proacl, acldefault('f', p.proowner))")
+    "p.prosecdef, pg_get_userbyid(p.proowner), " + _API_PRIVS.format(acl="coalesce(p.proacl, acldefault('f', p.proowner))")
     + " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " + _SCOPE + " AND "
     + _NOT_EXTENSION.format(catalog="pg_proc", oid="p.oid"),
     # policies
-    "SELECT pol.polrelid::int8, pol.polname, pol.polcmd::text, pol.polpermissive FROM pg_policy pol",
+    "SELECT pol.polrelid::int8, pol.polname, pol.polcmd::text, pol.polpermissive, "
+    "ARRAY(SELECT CASE r WHEN 0 THEN 'public' ELSE pg_get_userbyid(r) END FROM unnest(pol.polroles) r ORDER BY 1), "
+    "pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid) FROM pg_policy pol",
     # triggers (not internal)
     "SELECT t.tgrelid::int8, t.tgname, t.tgenabled::text FROM pg_trigger t WHERE NOT t.tgisinternal",
     # default privileges
@@ -72,22 +75,26 @@ SNAPSHOT = ";\n".join([
     # is the statement log on, and where is it
     "SELECT current_setting('pg_stat_statements.track', true) = 'all' "
     "AND current_setting('pg_stat_statements.track_utility', true) = 'on', (SELECT n.nspname FROM pg_extension e "
-    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements')",
+    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'), session_user::text, "
+    "to_regclass('cron.job') IS NOT NULL",
     "COMMIT",
 ])
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    relations: dict[int, tuple]  # oid -> (schema, name, kind, rls, api privileges)
+    relations: dict[int, tuple]  # oid -> (schema, name, kind, rls, owner, api privileges)
     columns: dict[tuple[int, int], tuple]  # (relation oid, attnum) -> (name, type)
     schemas: dict[int, tuple]  # oid -> (name, api privileges)
-    functions: dict[int, tuple]  # oid -> (signature, definer, api privileges)
-    policies: dict[tuple[int, str], tuple]  # (relation oid, name) -> (command, permissive)
+    functions: dict[int, tuple]  # oid -> (signature, definer, owner, api privileges)
+    policies: dict[tuple[int, str], tuple]  # (relation oid, name) -> (command, permissive, roles, using, check)
     triggers: dict[tuple[int, str], str]  # (relation oid, name) -> enabled
     defaults: dict[str, tuple]  # role/schema/kind -> api privileges
     log_on: bool
     log_schema: str | None
+    role: str  # the migration role: what every object a migration creates is owned by
+    jobs: dict[int, str]  # pg_cron job id -> command
+    log_state: tuple | None = None  # (stats_reset, dealloc) of the statement log
 
 
 def snapshot(conn) -> Snapshot:
@@ -100,22 +107,28 @@ def snapshot(conn) -> Snapshot:
         if not cur.nextset():
             break
     rel, col, sch, fun, pol, trg, dfl, log = results
+    log_on, log_schema, role, has_cron = log[0]
+    jobs = dict(conn.execute("SELECT jobid::int8, command FROM cron.job").fetchall()) if has_cron else {}
+    state = None
+    if log_schema is not None:
+        state = tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{log_schema}".pg_stat_statements_info'
+                                   ).fetchone())
     return Snapshot(
-        relations={r[0]: (r[1], r[2], r[3], r[4], tuple(r[5])) for r in rel},
+        relations={r[0]: (r[1], r[2], r[3], r[4], r[5], tuple(r[6])) for r in rel},
         columns={(r[0], r[1]): (r[2], r[3]) for r in col},
         schemas={r[0]: (r[1], tuple(r[2])) for r in sch},
-        functions={r[0]: (r[1], r[2], tuple(r[3])) for r in fun},
-        policies={(r[0], r[1]): (r[2], r[3]) for r in pol},
+        functions={r[0]: (r[1], r[2], r[3], tuple(r[4])) for r in fun},
+        policies={(r[0], r[1]): (r[2], r[3], tuple(r[4]), r[5], r[6]) for r in pol},
         triggers={(r[0], r[1]): r[2] for r in trg},
         defaults={r[0]: tuple(r[1]) for r in dfl},
-        log_on=bool(log[0][0]), log_schema=log[0][1])
+        log_on=bool(log_on), log_schema=log_schema, role=role, jobs=jobs, log_state=state)
 
 
 @dataclass(frozen=True)
 class Change:
     object: str  # as static analysis names it: schema.table, schema.table.column, schema
     what: str  # "drops table public.x"
-    kind: str  # "loss" or "widening"
+    kind: str  # "loss", "widening" (a privilege), or "widened" (a type that keeps every value: no finding)
     names: tuple[str, ...] = ()  # words a statement that did it would likely contain
 
 
@@ -124,7 +137,7 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
     rel_name = {**{oid: f"{r[0]}.{r[1]}" for oid, r in before.relations.items()},
                 **{oid: f"{r[0]}.{r[1]}" for oid, r in after.relations.items()}}
     now_by_name = {f"{r[0]}.{r[1]}": oid for oid, r in after.relations.items()}
-    for oid, (schema, name, kind, rls, privs) in before.relations.items():
+    for oid, (schema, name, kind, rls, owner, privs) in before.relations.items():
         key = f"{schema}.{name}"
         now = after.relations.get(oid)
         if now is None:
@@ -133,11 +146,20 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
                 changes.append(Change(key, f"drops table {key}{again}", "loss", (name,)))
             continue
         new_key = f"{now[0]}.{now[1]}"
-        if new_key != key and kind in ("r", "p") and rls:
-            changes.append(Change(key, f"renames {key}, a table with RLS, to {new_key}", "loss", (name, now[1])))
-        gained = set(now[4]) - set(privs)
+        if new_key != key and kind in ("r", "p"):
+            what = ", a table with RLS," if rls else ""
+            changes.append(Change(key, f"renames {key}{what} to {new_key} (what reads {key} now reads "
+                                  "whatever takes its name)", "loss", (name, now[1])))
+        if now[4] != owner:
+            changes.append(Change(new_key, f"changes the owner of {new_key} from {owner} to {now[4]}", "loss",
+                                  (now[1],)))
+        gained = set(now[5]) - set(privs)
         if gained:
             changes.append(Change(new_key, f"grants {_privileges(gained)} on {new_key}", "widening", (now[1],)))
+    for oid, (schema, name, kind, _rls, owner, _privs) in after.relations.items():
+        if oid not in before.relations and owner != after.role:
+            changes.append(Change(f"{schema}.{name}", f"creates {schema}.{name} owned by {owner}, not by the "
+                                  f"migration role {after.role}", "loss", (name,)))
     for (oid, attnum), (column, type_) in before.columns.items():
         if oid not in after.relations:
             continue
@@ -146,9 +168,10 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
         if now is None:
             changes.append(Change(f"{table}.{column}", f"drops column {column} of {table}", "loss",
                                   (column,)))
-        elif now[1] != type_ and not _widens(type_, now[1]):
+        elif now[1] != type_:
+            widened = _widens(type_, now[1])
             changes.append(Change(f"{table}.{now[0]}", f"changes the type of {table}.{now[0]} from {type_} to "
-                                  f"{now[1]}", "loss", (now[0],)))
+                                  f"{now[1]}", "widened" if widened else "loss", (now[0],)))
     for oid, (schema, privs) in before.schemas.items():
         now = after.schemas.get(oid)
         if now is None:
@@ -156,21 +179,22 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
         elif set(now[1]) - set(privs):
             changes.append(Change(now[0], f"grants {_privileges(set(now[1]) - set(privs))} on schema {now[0]}",
                                   "widening", (now[0],)))
-    for oid, (signature, _definer, privs) in before.functions.items():
+    for oid, (signature, _definer, owner, privs) in before.functions.items():
         now = after.functions.get(oid)
-        if now is not None and set(now[2]) - set(privs):
-            changes.append(Change(now[0], f"grants {_privileges(set(now[2]) - set(privs))} on function {now[0]}",
-                                  "widening", (now[0].split("(")[0].split(".")[-1],)))
-    replaced = {(oid, command) for (oid, _name), (command, permissive) in after.policies.items()
-                if (oid, _name) not in before.policies and not permissive}
-    for (oid, name), (command, permissive) in before.policies.items():
-        # A permissive policy removed only narrows who sees what (rls-no-policy and the probes
-        # judge the rest); a restrictive one removed widens it, unless another took its place.
-        if permissive or oid not in after.relations or (oid, name) in after.policies or (oid, command) in replaced:
+        if now is None:
             continue
-        table = rel_name[oid]
-        changes.append(Change(table, f"drops the restrictive policy \"{name}\" on {table} (access widens)", "loss",
-                              (name,)))
+        short = (now[0].split("(")[0].split(".")[-1],)
+        if set(now[3]) - set(privs):
+            changes.append(Change(now[0], f"grants {_privileges(set(now[3]) - set(privs))} on function {now[0]}",
+                                  "widening", short))
+        if now[2] != owner:
+            changes.append(Change(now[0], f"changes the owner of function {now[0]} from {owner} to {now[2]}",
+                                  "loss", short))
+    for oid, (signature, definer, owner, _privs) in after.functions.items():
+        if oid not in before.functions and owner != after.role:
+            changes.append(Change(signature, f"creates function {signature} owned by {owner}, not by the migration "
+                                  f"role {after.role}", "loss", (signature.split("(")[0].split(".")[-1],)))
+    changes += _restrictive_policies(before, after, rel_name)
     for (oid, name), enabled in before.triggers.items():
         if oid not in after.relations:
             continue
@@ -178,8 +202,9 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
         now = after.triggers.get((oid, name))
         if now is None:
             changes.append(Change(table, f"drops trigger {name} on {table}", "loss", (name,)))
-        elif enabled != "D" and now == "D":
-            changes.append(Change(table, f"disables trigger {name} on {table}", "loss", (name,)))
+        elif enabled in ("O", "A") and now in ("D", "R"):
+            how = "disables" if now == "D" else "limits to replication sessions"
+            changes.append(Change(table, f"{how} trigger {name} on {table}", "loss", (name,)))
     for key, privs in after.defaults.items():
         gained = set(privs) - set(before.defaults.get(key, ()))
         if gained:
@@ -187,6 +212,21 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
             changes.append(Change(f"default privileges of {role} in {schema}",
                                   f"grants {_privileges(gained)} by default on new objects ({kind}) of {role} in "
                                   f"{schema}", "widening", ("default",)))
+    return changes
+
+
+def _restrictive_policies(before: Snapshot, after: Snapshot, rel_name: dict) -> list[Change]:
+    """A restrictive policy removed or loosened widens access, unless an identical one (same
+    command, roles and expressions) stands after the file."""
+    standing = {(oid, p[0], p[2], p[3], p[4]) for (oid, _n), p in after.policies.items() if not p[1]}
+    changes = []
+    for (oid, name), (command, permissive, roles, using, check) in before.policies.items():
+        if permissive or oid not in after.relations or (oid, command, roles, using, check) in standing:
+            continue
+        table = rel_name[oid]
+        what = "changes" if (oid, name) in after.policies else "drops"
+        changes.append(Change(table, f"{what} the restrictive policy \"{name}\" on {table} (access widens)", "loss",
+                              (name,)))
     return changes
 
 
@@ -221,6 +261,11 @@ def _widens(old: str, new: str) -> bool:
 
 # ---------------------------------------------------------------- the statement log
 
+# For the shadow's migration session (as a startup option, so a migration's RESET ALL
+# returns to it): nested statements are logged too.
+LOG_EVERYTHING = "-c pg_stat_statements.track=all"
+
+
 def read_log(conn, schema: str) -> list[str]:
     """The statements the server executed since the last reset (nested ones too)."""
     rows = conn.execute(f'SELECT query FROM "{schema}".pg_stat_statements '
@@ -228,53 +273,75 @@ def read_log(conn, schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def reset_log(conn, schema: str) -> None:
+def reset_log(conn, schema: str) -> tuple:
+    """Empty the log; returns its (stats_reset, dealloc) right after, to compare with later."""
     conn.execute(f'SELECT "{schema}".pg_stat_statements_reset()')
+    return tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{schema}".pg_stat_statements_info').fetchone())
 
 
-def data_losses(queries: list[str], before: Snapshot) -> list[Change]:
-    """TRUNCATE, and DELETE without WHERE (data-modifying CTEs too), on tables that existed
-    before the file."""
+
+def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[Change]:
+    """Rows removed or rewritten by what the server ran (nested statements, data-modifying
+    CTEs and new pg_cron jobs' commands too): TRUNCATE (any with CASCADE), DELETE or MERGE
+    ... DELETE without a condition on the rows (no WHERE, or one that reads no column),
+    `ALTER COLUMN ... TYPE ... USING`, on a table that existed before the file, or on one
+    the file neither created nor found (a table renamed for the occasion)."""
     existed = {f"{r[0]}.{r[1]}" for r in before.relations.values() if r[2] in ("r", "p")}
     bare = {}
     for key in existed:
         bare.setdefault(key.split(".", 1)[1], key)
-    found: dict[str, Change] = {}
-    for query in queries:
-        if not re.search(r"\b(delete|truncate)\b", query, re.IGNORECASE):
+    parsed = []
+    created: set[str] = set()
+    jobs = [command for job, command in after.jobs.items() if before.jobs.get(job) != command]
+    for query, scheduled in [(q, False) for q in queries] + [(c, True) for c in jobs]:
+        if not re.search(r"\b(delete|truncate|merge|using|create)\b", query, re.IGNORECASE):
             continue
         try:
             nodes = pglast.parse_sql(query)
         except pglast.parser.ParseError:
             continue
-        for node in _walk(nodes):
-            kind = type(node).__name__
-            targets = []
-            if kind == "TruncateStmt":
-                targets = [(r, "truncates") for r in node.relations]
-            elif kind == "DeleteStmt" and node.whereClause is None and node.usingClause is None:
-                targets = [(node.relation, "deletes every row of")]
-            for rangevar, verb in targets:
-                key = f"{rangevar.schemaname}.{rangevar.relname}" if rangevar.schemaname else bare.get(rangevar.relname)
-                if key in existed and key not in found:
-                    suffix = " (DELETE without WHERE)" if verb.startswith("deletes") else ""
-                    found[key] = Change(key, f"{verb} {key}{suffix}", "loss", (rangevar.relname,))
+        for node in walk(nodes):
+            if type(node).__name__ in ("CreateStmt", "CreateTableAsStmt"):
+                rel = node.relation if type(node).__name__ == "CreateStmt" else node.into.rel
+                created.add(rel.relname)
+        parsed.append((nodes, scheduled))
+    found: dict[str, Change] = {}
+    for nodes, scheduled in parsed:
+        for node, verb, always in _row_losses(nodes):
+            key = f"{node.schemaname}.{node.relname}" if node.schemaname else bare.get(node.relname)
+            unknown = key is None and node.relname not in created
+            if always or key in existed or unknown:
+                key = key or node.relname
+                what = f"{'schedules a pg_cron job that ' if scheduled else ''}{verb} {key}"
+                found.setdefault(key, Change(key, what, "loss", (node.relname,)))
     return list(found.values())
 
 
-def _walk(value):
-    """Every parse node under `value` (statements inside CTEs included)."""
-    from pglast.ast import Node
+def _row_losses(nodes):
+    """(range var, what it does, whether it is a loss whatever the table) per statement."""
+    for node in walk(nodes):
+        kind = type(node).__name__
+        if kind == "TruncateStmt":
+            for rangevar in node.relations:
+                yield rangevar, "truncates" + (" (CASCADE)" if node.behavior.name == "DROP_CASCADE" else ""), \
+                    node.behavior.name == "DROP_CASCADE"
+        elif kind == "DeleteStmt" and not _reads_a_column(node.whereClause):
+            yield node.relation, "deletes every row of", False
+        elif kind == "MergeStmt" and any(_merge_deletes(w) for w in node.mergeWhenClauses or ()):
+            yield node.relation, "deletes rows of (MERGE ... DELETE)", False
+        elif kind == "AlterTableStmt":
+            for cmd in node.cmds or ():
+                if cmd.subtype.name == "AT_AlterColumnType" and getattr(cmd.def_, "raw_default", None) is not None:
+                    yield node.relation, f"rewrites every value of column {cmd.name} (TYPE ... USING) of", False
 
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, Node):
-            yield item
-            for name in item:
-                stack.append(getattr(item, name))
+
+def _reads_a_column(where) -> bool:
+    return where is not None and any(type(n).__name__ == "ColumnRef" for n in walk(where))
+
+
+def _merge_deletes(clause) -> bool:
+    return clause.commandType.name == "CMD_DELETE"
+
 
 
 # ---------------------------------------------------------------- attribution
@@ -330,21 +397,32 @@ class CatalogWatch:
     def __init__(self) -> None:
         self.files: list[FileChanges] = []
         self._before: Snapshot | None = None
+        self._expected: tuple | None = None  # the log's (stats_reset, dealloc) after our reset
 
     def __call__(self, conn, migration: Migration | None) -> None:
         after = snapshot(conn)
         logging = after.log_on and after.log_schema is not None
         if migration is not None:
             record = FileChanges(migration, diff(self._before, after))
-            if logging and self._before.log_on:
-                record.changes += data_losses(read_log(conn, after.log_schema), self._before)
-            else:
-                record.unobserved = ("pg_stat_statements is not installed" if after.log_schema is None else
-                                     "pg_stat_statements.track is not `all` or track_utility is off")
+            record.unobserved = self._unobserved(after)
+            if record.unobserved is None:
+                record.changes += data_losses(read_log(conn, after.log_schema), self._before, after)
             self.files.append(record)
         if logging:
-            reset_log(conn, after.log_schema)
+            self._expected = reset_log(conn, after.log_schema)
         self._before = after
+
+    def _unobserved(self, after: Snapshot) -> str | None:
+        """Why the statement log cannot be trusted for the file that just ran, or None."""
+        if after.log_schema is None:
+            return "pg_stat_statements is not installed"
+        if not (after.log_on and self._before.log_on):
+            return "pg_stat_statements.track is not `all`, or track_utility is off"
+        if after.log_state[0] != self._expected[0]:
+            return "the statement log was reset while it ran"
+        if after.log_state[1] != self._expected[1]:
+            return "the statement log overflowed (entries were evicted) while it ran"
+        return None
 
     def findings(self, result, gaps) -> list:
         """Findings per file; fills result.losses and result.observed."""
@@ -362,6 +440,9 @@ class CatalogWatch:
             except GateInputError:
                 approved = False  # static analysis reports the bad marker
             for change in record.changes:
+                if change.kind == "widened":
+                    result.widened.add((where_file, change.object))
+                    continue
                 where = Where(where_file, statement_line(migration, change.names), migration.version)
                 if change.kind == "loss":
                     result.losses.add((where_file, change.object))
@@ -390,7 +471,7 @@ def runs_code(conn, text: str) -> bool:
     except pglast.parser.ParseError:
         return True
     unqualified = set()
-    for node in _walk(nodes):
+    for node in walk(nodes):
         kind = type(node).__name__
         if kind in ("DoStmt", "CallStmt"):
             return True

@@ -29,7 +29,7 @@ from supagate.gates.rules.function_search_path import PLATFORM_SCHEMAS
 from supagate.migrations import runner
 from supagate.migrations.files import Migration
 from supagate.gates.shadow.advisors import advisor_findings, run_advisors
-from supagate.gates.shadow.catalog_diff import CatalogWatch, runs_code
+from supagate.gates.shadow.catalog_diff import LOG_EVERYTHING, CatalogWatch, runs_code
 from supagate.gates.shadow.probes import isolation_probes
 from supagate.postgres.connect import connect
 
@@ -46,6 +46,7 @@ class ShadowResult:
     complete: bool = True  # every migration applied: the catalog can overrule static analysis
     catalog: set = field(default_factory=set)  # (rule, object) the catalog queries found
     losses: set = field(default_factory=set)  # (file, object) of every loss the catalog diff saw
+    widened: set = field(default_factory=set)  # (file, column) whose type changed keeping every value
     observed: set = field(default_factory=set)  # files whose every statement ran and was observed
     probed_tables: int = 0
     advisor_lints: int = 0
@@ -112,7 +113,7 @@ def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supa
     progress(f"Applying {len(migrations)} migration(s) to the shadow database...")
     watch = CatalogWatch()
     try:
-        applied = runner.migrate(url, migrations, runner.Options(include_all=True, lock_wait=5),
+        applied = runner.migrate(_logging_everything(url), migrations, runner.Options(include_all=True, lock_wait=5),
                                  progress=lambda _: None, gaps=GapRule(), observe=watch)
         result.applied = len(applied.applied)
         result.gaps = len(applied.gaps)
@@ -161,3 +162,10 @@ def _gap_finding(conn, gap) -> Finding:
     if runs_code(conn, gap.text):
         return not_analysed.skipped(gap.file, gap.line, gap.text, gap.reason)
     return shadow_unsupported.finding(gap.file, gap.line, gap.text, gap.reason)
+
+
+def _logging_everything(url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    theirs = conninfo_to_dict(url).get("options") or ""
+    return make_conninfo(url, options=f"{theirs} {LOG_EVERYTHING}".strip())
