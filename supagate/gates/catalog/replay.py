@@ -155,6 +155,8 @@ class _FileWalker:
                 for attr in cmd.def_.fk_attrs or ():
                     relation.columns[attr.sval] = True
             elif subtype == "AT_DropColumn":
+                if cmd.missing_ok and cmd.name not in relation.columns:
+                    continue
                 relation.columns.pop(cmd.name, None)
                 self.destructive(f"{target}.{cmd.name}", f"drops column {cmd.name} of {target}", target)
             elif subtype == "AT_AlterColumnType":
@@ -207,6 +209,8 @@ class _FileWalker:
                 names = [s.sval for s in obj]
                 key = ".".join(names) if len(names) > 1 else f"{self.catalog.search_schema}.{names[0]}"
                 existed = self.catalog.relations.pop(key, None)
+                if existed is None and node.missing_ok:
+                    continue  # `drop table if exists` of a table no migration made (the shadow's diff judges the rest)
                 if kind == "OBJECT_TABLE" and key not in self.created_here:
                     self.destructive(key, f"drops table {key}", key if existed else None)
             elif kind == "OBJECT_SCHEMA":
@@ -250,12 +254,17 @@ class _FileWalker:
         self._code_losses(options.get("as", ""), options.get("language", "plpgsql"), "a DO block")
 
     def _calls(self, node) -> None:
-        called = {function_key(n.funcname, self.catalog.search_schema) for n in walk(node)
-                  if type(n).__name__ == "FuncCall"}
-        for key in sorted(called):
+        calls = [n for n in walk(node) if type(n).__name__ == "FuncCall"]
+        for key in sorted({function_key(n.funcname, self.catalog.search_schema) for n in calls}):
             function = self.catalog.functions.get(key)
             if function is not None and not function.returns_trigger:
                 self._code_losses(function.body, function.language, f"function {key}, called here")
+        for call in calls:  # pg_cron runs a job's command later, where no shadow watches
+            if [n.sval for n in call.funcname] in (["cron", "schedule"], ["cron", "schedule_in_database"]):
+                command = call.args[2] if len(call.args or ()) > 2 else (call.args or [None])[-1]
+                value = getattr(getattr(command, "val", None), "sval", None)
+                if value is not None:
+                    self._code_losses(value, "sql", "a pg_cron job it schedules")
 
     def _code_losses(self, body: str, language: str, what: str) -> None:
         for sql in sql_in_code(body, language):

@@ -309,7 +309,7 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
     for nodes, scheduled in parsed:
         for node, verb, always in _row_losses(nodes):
             key = f"{node.schemaname}.{node.relname}" if node.schemaname else bare.get(node.relname)
-            unknown = key is None and node.relname not in created
+            unknown = key not in existed and node.relname not in created  # renamed for the occasion
             if always or key in existed or unknown:
                 key = key or node.relname
                 what = f"{'schedules a pg_cron job that ' if scheduled else ''}{verb} {key}"
