@@ -1,36 +1,28 @@
-"""What each migration really did, read from the shadow database's catalog.
+"""What a migration changed in the shadow database's catalog.
 
-Before the first file and after each one, the shadow records the catalog objects whose
-loss or widening matters (relations by oid, table columns and their types, schemas,
-functions, policies, triggers, RLS flags, privileges of the API roles, default
-privileges) and the statements the server executed, nested ones included
-(pg_stat_statements with `track = all`: what a DO block, EXECUTE, a called function or
-procedure or a trigger ran). The difference between two snapshots is what the file did,
-however its SQL was spelled:
+A snapshot holds the catalog objects whose loss or widening matters: relations by oid (so
+a table dropped and created again is a loss: its rows are gone), table columns and their
+types, schemas, functions, policies with their roles and expressions, triggers, owners,
+the API roles' privileges and default privileges, and pg_cron's jobs. `diff` of the
+snapshots before and after a file is what the file did, however its SQL was spelled:
 
-- losses (destructive-unapproved unless approved with a down script): a table dropped
-  (or dropped and created again: its oid changed, its rows are gone), a column dropped (a
-  `drop type ... cascade` too), a column's type changed in a way that can lose data, a
-  schema dropped, a table with RLS renamed, a restrictive policy or a trigger removed
-  without a replacement, rows removed by TRUNCATE or DELETE without WHERE on a table that existed
-  before the file;
-- widenings: a privilege an API role did not have on an existing object, or a wider
-  default privilege (privilege-widened, advisory: the end-state rules judge the exposure;
-  RLS switched off is rls-missing/rls-disabled, read from the migrated catalog).
+- losses (destructive-unapproved unless approved with a down script): a table, column or
+  schema dropped (`drop type ... cascade` too), a type changed in a way that can lose
+  values, an existing table renamed, an owner changed or an object created under another
+  role than the migration role, a restrictive policy removed or loosened, a trigger
+  removed, disabled or limited to replication sessions;
+- widened types (no finding: they keep every value) and privileges an API role gains on an
+  existing object or by default (privilege-widened, advisory: the end-state rules judge
+  the exposure; RLS switched off is rls-missing/rls-disabled, read from the final catalog).
 
-Objects created by the file itself are never a loss (a table dropped in the file that
-created it). Each change is attributed to the file, and to the first statement that names
-the object (else the first that runs code)."""
+Objects the file created are never a loss. Rows removed are the statement log's
+(statement_log.py); attribution and findings are file_effects.py's."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import pglast
-
-from supagate.gates.catalog.nodes import walk
-from supagate.migrations.files import Migration
 
 API_ROLES = ("anon", "authenticated", "public")
 _SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", "supagate_probe")
@@ -257,234 +249,3 @@ def _widens(old: str, new: str) -> bool:
                                        and int(n_new.group(1)) >= int(n_old.group(1)))):
         return True
     return old in ("integer", "smallint") and new in ("numeric", "bigint")
-
-
-# ---------------------------------------------------------------- the statement log
-
-# For the shadow's migration session (as a startup option, so a migration's RESET ALL
-# returns to it): nested statements are logged too.
-LOG_EVERYTHING = "-c pg_stat_statements.track=all"
-
-
-def read_log(conn, schema: str) -> list[str]:
-    """The statements the server executed since the last reset (nested ones too)."""
-    rows = conn.execute(f'SELECT query FROM "{schema}".pg_stat_statements '
-                        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
-    return [r[0] for r in rows]
-
-
-def reset_log(conn, schema: str) -> tuple:
-    """Empty the log; returns its (stats_reset, dealloc) right after, to compare with later."""
-    conn.execute(f'SELECT "{schema}".pg_stat_statements_reset()')
-    return tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{schema}".pg_stat_statements_info').fetchone())
-
-
-
-def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[Change]:
-    """Rows removed or rewritten by what the server ran (nested statements, data-modifying
-    CTEs and new pg_cron jobs' commands too): TRUNCATE (any with CASCADE), DELETE or MERGE
-    ... DELETE without a condition on the rows (no WHERE, or one that reads no column),
-    `ALTER COLUMN ... TYPE ... USING`, on a table that existed before the file, or on one
-    the file neither created nor found (a table renamed for the occasion)."""
-    existed = {f"{r[0]}.{r[1]}" for r in before.relations.values() if r[2] in ("r", "p")}
-    bare = {}
-    for key in existed:
-        bare.setdefault(key.split(".", 1)[1], key)
-    parsed = []
-    created: set[str] = set()
-    jobs = [command for job, command in after.jobs.items() if before.jobs.get(job) != command]
-    for query, scheduled in [(q, False) for q in queries] + [(c, True) for c in jobs]:
-        if not re.search(r"\b(delete|truncate|merge|using|create)\b", query, re.IGNORECASE):
-            continue
-        try:
-            nodes = pglast.parse_sql(query)
-        except pglast.parser.ParseError:
-            continue
-        for node in walk(nodes):
-            if type(node).__name__ in ("CreateStmt", "CreateTableAsStmt"):
-                rel = node.relation if type(node).__name__ == "CreateStmt" else node.into.rel
-                created.add(rel.relname)
-        parsed.append((nodes, scheduled))
-    found: dict[str, Change] = {}
-    for nodes, scheduled in parsed:
-        for node, verb, always in _row_losses(nodes):
-            key = f"{node.schemaname}.{node.relname}" if node.schemaname else bare.get(node.relname)
-            unknown = key not in existed and node.relname not in created  # renamed for the occasion
-            if always or key in existed or unknown:
-                key = key or node.relname
-                what = f"{'schedules a pg_cron job that ' if scheduled else ''}{verb} {key}"
-                found.setdefault(key, Change(key, what, "loss", (node.relname,)))
-    return list(found.values())
-
-
-def _row_losses(nodes):
-    """(range var, what it does, whether it is a loss whatever the table) per statement."""
-    for node in walk(nodes):
-        kind = type(node).__name__
-        if kind == "TruncateStmt":
-            for rangevar in node.relations:
-                yield rangevar, "truncates" + (" (CASCADE)" if node.behavior.name == "DROP_CASCADE" else ""), \
-                    node.behavior.name == "DROP_CASCADE"
-        elif kind == "DeleteStmt" and not _reads_a_column(node.whereClause):
-            yield node.relation, "deletes every row of", False
-        elif kind == "MergeStmt" and any(_merge_deletes(w) for w in node.mergeWhenClauses or ()):
-            yield node.relation, "deletes rows of (MERGE ... DELETE)", False
-        elif kind == "AlterTableStmt":
-            for cmd in node.cmds or ():
-                if cmd.subtype.name == "AT_AlterColumnType" and getattr(cmd.def_, "raw_default", None) is not None:
-                    yield node.relation, f"rewrites every value of column {cmd.name} (TYPE ... USING) of", False
-
-
-def _reads_a_column(where) -> bool:
-    return where is not None and any(type(n).__name__ == "ColumnRef" for n in walk(where))
-
-
-def _merge_deletes(clause) -> bool:
-    return clause.commandType.name == "CMD_DELETE"
-
-
-
-# ---------------------------------------------------------------- attribution
-
-_RUNS_CODE = re.compile(r"^\s*(do|call|select|perform|execute|with|insert|update|delete)\b", re.IGNORECASE)
-
-
-_ROUTINE = re.compile(r"create\s+(?:or\s+replace\s+)?(?:function|procedure)\s+([\w$.\"]+)", re.IGNORECASE)
-
-
-def statement_line(migration: Migration, names: tuple[str, ...]) -> int:
-    """The line of the top-level statement that most likely did it: the first that names
-    one of `names` (when that one only defines a function or procedure, the first after it
-    that calls it), else the first that runs code (DO, CALL, SELECT, DML: a function an
-    earlier file defined), else the first statement."""
-    statements = migration.statements
-    for name in names:
-        for index, statement in enumerate(statements):
-            if _names(statement.text, name):
-                routine = _ROUTINE.match(_strip_comments(statement.text))
-                if routine:
-                    called = routine.group(1).replace('"', "").split(".")[-1]
-                    caller = next((s for s in statements[index + 1:] if _names(s.text, called)
-                                   and not _ROUTINE.match(_strip_comments(s.text))), None)
-                    if caller is not None:
-                        return caller.line
-                return statement.line
-    for statement in statements:
-        if _RUNS_CODE.match(_strip_comments(statement.text)):
-            return statement.line
-    return statements[0].line if statements else 1
-
-
-def _names(text: str, name: str) -> bool:
-    return re.search(r"(?<![\w$])" + re.escape(name) + r"(?![\w$])", text, re.IGNORECASE) is not None
-
-
-def _strip_comments(text: str) -> str:
-    return re.sub(r"^(\s*(--[^\n]*\n|/\*.*?\*/))*", "", text, flags=re.DOTALL)
-
-
-@dataclass
-class FileChanges:
-    migration: Migration
-    changes: list[Change] = field(default_factory=list)
-    unobserved: str | None = None  # why this file's data changes could not be seen
-
-
-class CatalogWatch:
-    """The runner's observer in the shadow: a snapshot before the first file and after each,
-    the statement log read and reset with each."""
-
-    def __init__(self) -> None:
-        self.files: list[FileChanges] = []
-        self._before: Snapshot | None = None
-        self._expected: tuple | None = None  # the log's (stats_reset, dealloc) after our reset
-
-    def __call__(self, conn, migration: Migration | None) -> None:
-        after = snapshot(conn)
-        logging = after.log_on and after.log_schema is not None
-        if migration is not None:
-            record = FileChanges(migration, diff(self._before, after))
-            record.unobserved = self._unobserved(after)
-            if record.unobserved is None:
-                record.changes += data_losses(read_log(conn, after.log_schema), self._before, after)
-            self.files.append(record)
-        if logging:
-            self._expected = reset_log(conn, after.log_schema)
-        self._before = after
-
-    def _unobserved(self, after: Snapshot) -> str | None:
-        """Why the statement log cannot be trusted for the file that just ran, or None."""
-        if after.log_schema is None:
-            return "pg_stat_statements is not installed"
-        if not (after.log_on and self._before.log_on):
-            return "pg_stat_statements.track is not `all`, or track_utility is off"
-        if after.log_state[0] != self._expected[0]:
-            return "the statement log was reset while it ran"
-        if after.log_state[1] != self._expected[1]:
-            return "the statement log overflowed (entries were evicted) while it ran"
-        return None
-
-    def findings(self, result, gaps) -> list:
-        """Findings per file; fills result.losses and result.observed."""
-        from supagate.gates.catalog.model import Where
-        from supagate.gates.markers import GateInputError, read_markers
-        from supagate.gates.rules import destructive_unapproved, not_analysed, privilege_widened
-
-        gap_files = {g.file for g in gaps}
-        found = []
-        for record in self.files:
-            migration = record.migration
-            where_file = migration.path or migration.filename
-            try:
-                approved = read_markers(migration.sql, where_file).approve is not None
-            except GateInputError:
-                approved = False  # static analysis reports the bad marker
-            for change in record.changes:
-                if change.kind == "widened":
-                    result.widened.add((where_file, change.object))
-                    continue
-                where = Where(where_file, statement_line(migration, change.names), migration.version)
-                if change.kind == "loss":
-                    result.losses.add((where_file, change.object))
-                    finding = destructive_unapproved.finding(change.object, change.what, where, migration.filename,
-                                                             approved, migration.down_sql is not None, "shadow")
-                else:
-                    finding = privilege_widened.finding(change.object, change.what, where)
-                if finding is not None:
-                    found.append(finding)
-            if record.unobserved:
-                found.append(not_analysed.unobserved(where_file, record.unobserved))
-            elif where_file not in gap_files:
-                result.observed.add(where_file)
-        return found
-
-
-# Functions a skipped statement may call without running the app's own code.
-def runs_code(conn, text: str) -> bool:
-    """Whether a statement runs code the migrations wrote (a DO block, CALL, or a call of a
-    function outside pg_catalog and Supabase's own schemas), so skipping it leaves its
-    effects unanalysed."""
-    from supagate.gates.shadow.gaps import SUPABASE_SCHEMAS
-
-    try:
-        nodes = pglast.parse_sql(text)
-    except pglast.parser.ParseError:
-        return True
-    unqualified = set()
-    for node in walk(nodes):
-        kind = type(node).__name__
-        if kind in ("DoStmt", "CallStmt"):
-            return True
-        if kind == "FuncCall":
-            names = [n.sval for n in node.funcname]
-            if len(names) > 1:
-                if names[0] not in SUPABASE_SCHEMAS and names[0] != "pg_catalog":
-                    return True
-            else:
-                unqualified.add(names[0])
-    for name in unqualified:
-        builtin = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = %s "
-                               "AND pronamespace = 'pg_catalog'::regnamespace)", (name,)).fetchone()[0]
-        if not builtin:
-            return True
-    return False

@@ -29,7 +29,8 @@ from supagate.gates.rules.function_search_path import PLATFORM_SCHEMAS
 from supagate.migrations import runner
 from supagate.migrations.files import Migration
 from supagate.gates.shadow.advisors import advisor_findings, run_advisors
-from supagate.gates.shadow.catalog_diff import LOG_EVERYTHING, CatalogWatch, runs_code
+from supagate.gates.shadow.file_effects import CatalogWatch, runs_code
+from supagate.gates.shadow.statement_log import LOG_EVERYTHING
 from supagate.gates.shadow.probes import isolation_probes
 from supagate.postgres.connect import connect
 
