@@ -28,60 +28,56 @@ API_ROLES = ("anon", "authenticated", "public")
 _SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", "supagate_probe")
 _SCOPE = ("n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
           .format(", ".join(f"'{s}'" for s in _SKIP_SCHEMAS)))
-_API_PRIVS = ("ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END "
-              "|| ':' || a.privilege_type FROM aclexplode({acl}) a WHERE a.grantee = 0 "
-              "OR pg_get_userbyid(a.grantee) IN ('anon', 'authenticated') ORDER BY 1)")
 _NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass "
                   "AND d.objid = {oid} AND d.deptype = 'e')")
 
-SNAPSHOT = ";\n".join([
-    "BEGIN",
-    "SET LOCAL search_path = pg_catalog",
-    # relations
-    "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, c.relrowsecurity, pg_get_userbyid(c.relowner), "
-    + _API_PRIVS.format(acl="coalesce(c.relacl, acldefault('r', c.relowner))")
-    + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','f') AND "
-    + _SCOPE + " AND " + _NOT_EXTENSION.format(catalog="pg_class", oid="c.oid"),
-    # table columns
-    "SELECT a.attrelid::int8, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r','p') AND a.attnum > 0 AND NOT a.attisdropped AND " + _SCOPE,
-    # schemas
-    "SELECT n.oid::int8, n.nspname, " + _API_PRIVS.format(acl="coalesce(n.nspacl, acldefault('n', n.nspowner))")
-    + " FROM pg_namespace n WHERE " + _SCOPE,
-    # functions (not an extension's)
-    "SELECT p.oid::int8, n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', "
-    "p.prosecdef, pg_get_userbyid(p.proowner), " + _API_PRIVS.format(acl="coalesce(p.proacl, acldefault('f', p.proowner))")
-    + " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " + _SCOPE + " AND "
-    + _NOT_EXTENSION.format(catalog="pg_proc", oid="p.oid"),
-    # policies
-    "SELECT pol.polrelid::int8, pol.polname, pol.polcmd::text, pol.polpermissive, "
-    "ARRAY(SELECT CASE r WHEN 0 THEN 'public' ELSE pg_get_userbyid(r) END FROM unnest(pol.polroles) r ORDER BY 1), "
-    "pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid) FROM pg_policy pol",
-    # triggers (not internal)
-    "SELECT t.tgrelid::int8, t.tgname, t.tgenabled::text FROM pg_trigger t WHERE NOT t.tgisinternal",
-    # default privileges
-    "SELECT d.defaclrole::regrole::text || '/' || coalesce(n.nspname, '*') || '/' || d.defaclobjtype::text, "
-    + _API_PRIVS.format(acl="d.defaclacl")
-    + " FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace",
-    # is the statement log on, and where is it
-    "SELECT current_setting('pg_stat_statements.track', true) = 'all' "
-    "AND current_setting('pg_stat_statements.track_utility', true) = 'on', (SELECT n.nspname FROM pg_extension e "
-    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'), session_user::text, "
-    "to_regclass('cron.job') IS NOT NULL",
-    "COMMIT",
-])
+# Supabase's own schemas: their functions are the platform's, not the migrations'.
+_PLATFORM = ("pg_catalog", "information_schema", "extensions", "auth", "storage", "graphql", "graphql_public",
+             "realtime", "vault", "pgsodium", "pgsodium_masks", "net", "cron", "supabase_functions", "pgbouncer",
+             "supabase_migrations", "supagate_probe", "pgmq", "_realtime")
+
+# Raw catalog values (oids, ACL text, type ids, expression trees): naming them costs more
+# than the whole snapshot, so that is done only for what changed (see `diff`). Each entry:
+# (columns, FROM ... WHERE scope, the row version to compare, how many leading columns key a row).
+_CATALOGS = {
+    "relations": ("c.oid::int8, n.nspname, c.relname, c.relkind::text, c.relrowsecurity, c.relowner::int8, "
+                  "c.relacl::text", "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE c.relkind IN ('r','p','v','m','f') AND " + _SCOPE, "c.xmin", 1),
+    "columns": ("a.attrelid::int8, a.attnum, a.attname, a.atttypid::int8, a.atttypmod",
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND a.attnum > 0 AND NOT a.attisdropped AND "
+                + _SCOPE, "a.xmin", 2),
+    "schemas": ("n.oid::int8, n.nspname, n.nspacl::text", "FROM pg_namespace n WHERE " + _SCOPE, "n.xmin", 1),
+    "functions": ("p.oid::int8, n.nspname || '.' || p.proname, p.proowner::int8, p.proacl::text",
+                  "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ({}) AND "
+                  "n.nspname NOT LIKE 'pg\\_t%' AND ".format(", ".join(f"'{s}'" for s in _PLATFORM))
+                  + _NOT_EXTENSION.format(catalog="pg_proc", oid="p.oid"), "p.xmin", 1),
+    # restrictive policies only: removing a permissive one narrows access
+    "policies": ("pol.polrelid::int8, pol.polname, pol.polcmd::text, pol.polroles::text, pol.polqual::text, "
+                 "pol.polwithcheck::text", "FROM pg_policy pol WHERE NOT pol.polpermissive", "pol.xmin", 2),
+    "triggers": ("t.tgrelid::int8, t.tgname, t.tgenabled::text", "FROM pg_trigger t WHERE NOT t.tgisinternal",
+                 "t.xmin", 2),
+    "defaults": ("d.defaclrole::int8, coalesce(n.nspname, '*'), d.defaclobjtype::text, d.defaclacl::text",
+                 "FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace WHERE true", "d.xmin", 3),
+}
+_STATE = ("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8, "
+          "current_setting('pg_stat_statements.track', true) = 'all' "
+          "AND current_setting('pg_stat_statements.track_utility', true) = 'on', (SELECT n.nspname FROM pg_extension e "
+          "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'), session_user::text, "
+          "to_regclass('cron.job') IS NOT NULL")
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    relations: dict[int, tuple]  # oid -> (schema, name, kind, rls, owner, api privileges)
-    columns: dict[tuple[int, int], tuple]  # (relation oid, attnum) -> (name, type)
-    schemas: dict[int, tuple]  # oid -> (name, api privileges)
-    functions: dict[int, tuple]  # oid -> (signature, definer, owner, api privileges)
-    policies: dict[tuple[int, str], tuple]  # (relation oid, name) -> (command, permissive, roles, using, check)
-    triggers: dict[tuple[int, str], str]  # (relation oid, name) -> enabled
-    defaults: dict[str, tuple]  # role/schema/kind -> api privileges
+    relations: dict[int, tuple]  # oid -> (schema, name, kind, rls, owner oid, acl text)
+    columns: dict[tuple, tuple]  # (relation oid, attnum) -> (name, type oid, type modifier)
+    schemas: dict[int, tuple]  # oid -> (name, acl text)
+    functions: dict[int, tuple]  # oid -> (schema.name, owner oid, acl text)
+    policies: dict[tuple, tuple]  # restrictive: (relation oid, name) -> (command, roles, using, check)
+    triggers: dict[tuple, tuple]  # (relation oid, name) -> (enabled,)
+    defaults: dict[tuple, tuple]  # (role oid, schema, kind) -> (acl text,)
+    roles: dict[int, str]
+    since: int  # the first transaction id this snapshot has not seen
     log_on: bool
     log_schema: str | None
     role: str  # the migration role: what every object a migration creates is owned by
@@ -89,31 +85,99 @@ class Snapshot:
     log_state: tuple | None = None  # (stats_reset, dealloc) of the statement log
 
 
-def snapshot(conn) -> Snapshot:
+_LOCATION = re.compile(r" :location -?\d+")
+
+
+def snapshot(conn, previous: Snapshot | None = None) -> Snapshot:
+    """The catalog now. Given the previous snapshot, only rows written since (a newer
+    xmin) are read, and the keys of a catalog only when a row left it: one round trip and
+    a few rows per file, whatever the size of the schema."""
+    incremental = previous is not None
+    queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ", "SET LOCAL search_path = pg_catalog", _STATE,
+               "SELECT oid::int8, rolname FROM pg_roles"]
+    for columns, source, version, _ in _CATALOGS.values():
+        if incremental:
+            queries += [f"SELECT {columns} {source} AND {version}::text::int8 >= {int(previous.since)}",
+                        f"SELECT count(*) {source}"]
+        else:
+            queries.append(f"SELECT {columns} {source}")
+    queries.append("COMMIT")
+    results = _results(conn, ";\n".join(queries))
+    (since, log_on, log_schema, role, has_cron), = results[0]
+    found: dict[str, dict] = {}
+    refetch = []
+    for index, (name, (_, source, _, width)) in enumerate(_CATALOGS.items()):
+        if not incremental:
+            found[name] = {_key(r, width): _value(name, r[width:]) for r in results[2 + index]}
+            continue
+        rows, (count,) = results[2 + 2 * index], results[3 + 2 * index][0]
+        current = dict(getattr(previous, name))
+        current.update({_key(r, width): _value(name, r[width:]) for r in rows})
+        found[name] = current
+        if len(current) != count:  # something left the catalog (or its scope): which keys remain
+            refetch.append((name, source, width))
+    # A renamed or re-granted schema changes the names and scope of what is in it.
+    if incremental and any(k in previous.schemas and previous.schemas[k] != v for k, v in found["schemas"].items()):
+        refetch = [(n, s, w) for n, (_, s, _, w) in _CATALOGS.items()]
+        fresh = _results(conn, ";\n".join(f"SELECT {_CATALOGS[n][0]} {s}" for n, s, w in refetch))
+        for (name, _, width), rows in zip(refetch, fresh):
+            found[name] = {_key(r, width): _value(name, r[width:]) for r in rows}
+    elif refetch:
+        keys = _results(conn, ";\n".join(
+            f"SELECT {', '.join(_CATALOGS[n][0].split(', ')[:w])} {s}" for n, s, w in refetch))
+        for (name, _, width), rows in zip(refetch, keys):
+            remaining = {_key(r, width) for r in rows}
+            found[name] = {k: v for k, v in found[name].items() if k in remaining}
+    jobs = dict(conn.execute("SELECT jobid::int8, command FROM cron.job").fetchall()) if has_cron else {}
+    state = None
+    if log_schema is not None:
+        state = tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{log_schema}".pg_stat_statements_info'
+                                   ).fetchone())
+    return Snapshot(**found, roles=dict(results[1]), since=since, log_on=bool(log_on), log_schema=log_schema,
+                    role=role, jobs=jobs, log_state=state)
+
+
+def _results(conn, sql: str) -> list[list[tuple]]:
     cur = conn.cursor()
-    cur.execute(SNAPSHOT)
+    cur.execute(sql)
     results = []
     while True:
         if cur.description is not None:
             results.append(cur.fetchall())
         if not cur.nextset():
             break
-    rel, col, sch, fun, pol, trg, dfl, log = results
-    log_on, log_schema, role, has_cron = log[0]
-    jobs = dict(conn.execute("SELECT jobid::int8, command FROM cron.job").fetchall()) if has_cron else {}
-    state = None
-    if log_schema is not None:
-        state = tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{log_schema}".pg_stat_statements_info'
-                                   ).fetchone())
-    return Snapshot(
-        relations={r[0]: (r[1], r[2], r[3], r[4], r[5], tuple(r[6])) for r in rel},
-        columns={(r[0], r[1]): (r[2], r[3]) for r in col},
-        schemas={r[0]: (r[1], tuple(r[2])) for r in sch},
-        functions={r[0]: (r[1], r[2], r[3], tuple(r[4])) for r in fun},
-        policies={(r[0], r[1]): (r[2], r[3], tuple(r[4]), r[5], r[6]) for r in pol},
-        triggers={(r[0], r[1]): r[2] for r in trg},
-        defaults={r[0]: tuple(r[1]) for r in dfl},
-        log_on=bool(log_on), log_schema=log_schema, role=role, jobs=jobs, log_state=state)
+    return results
+
+
+def _key(row, width: int):
+    return row[0] if width == 1 else tuple(row[:width])
+
+
+def _value(name: str, value: tuple) -> tuple:
+    if name == "policies":  # where the expression was written does not matter
+        return tuple(_LOCATION.sub("", v) if isinstance(v, str) else v for v in value)
+    return tuple(value)
+
+
+# aclitem privilege letters (PostgreSQL's acl.h)
+_PRIVILEGES = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "D": "TRUNCATE", "x": "REFERENCES",
+               "t": "TRIGGER", "X": "EXECUTE", "U": "USAGE", "C": "CREATE", "c": "CONNECT", "T": "TEMPORARY",
+               "m": "MAINTAIN"}
+
+
+def api_privileges(acl: str | None, default_public: str = "") -> set[str]:
+    """`role:PRIVILEGE` items for anon, authenticated and PUBLIC in an ACL's text; a NULL
+    ACL is the default (PUBLIC gets `default_public`, e.g. EXECUTE on functions)."""
+    if acl is None:
+        return {f"public:{p}" for p in default_public.split(",") if p}
+    found = set()
+    for item in acl.strip("{}").split(","):
+        grantee, _, rest = item.strip('"').partition("=")
+        grantee = grantee.strip('"') or "public"
+        if grantee in API_ROLES:
+            for letter in rest.split("/")[0].replace("*", ""):
+                found.add(f"{grantee}:{_PRIVILEGES.get(letter, letter)}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -124,12 +188,15 @@ class Change:
     names: tuple[str, ...] = ()  # words a statement that did it would likely contain
 
 
-def diff(before: Snapshot, after: Snapshot) -> list[Change]:
+def diff(before: Snapshot, after: Snapshot, type_names=None) -> list[Change]:
+    """What changed between two snapshots. `type_names((oid, typmod), ...)` names column
+    types (format_type), asked only for the columns whose type changed."""
     changes: list[Change] = []
+    role = lambda oid: after.roles.get(oid) or before.roles.get(oid) or str(oid)  # noqa: E731
     rel_name = {**{oid: f"{r[0]}.{r[1]}" for oid, r in before.relations.items()},
                 **{oid: f"{r[0]}.{r[1]}" for oid, r in after.relations.items()}}
     now_by_name = {f"{r[0]}.{r[1]}": oid for oid, r in after.relations.items()}
-    for oid, (schema, name, kind, rls, owner, privs) in before.relations.items():
+    for oid, (schema, name, kind, rls, owner, acl) in before.relations.items():
         key = f"{schema}.{name}"
         now = after.relations.get(oid)
         if now is None:
@@ -143,77 +210,81 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
             changes.append(Change(key, f"renames {key}{what} to {new_key} (what reads {key} now reads "
                                   "whatever takes its name)", "loss", (name, now[1])))
         if now[4] != owner:
-            changes.append(Change(new_key, f"changes the owner of {new_key} from {owner} to {now[4]}", "loss",
-                                  (now[1],)))
-        gained = set(now[5]) - set(privs)
-        if gained:
-            changes.append(Change(new_key, f"grants {_privileges(gained)} on {new_key}", "widening", (now[1],)))
-    for oid, (schema, name, kind, _rls, owner, _privs) in after.relations.items():
-        if oid not in before.relations and owner != after.role:
-            changes.append(Change(f"{schema}.{name}", f"creates {schema}.{name} owned by {owner}, not by the "
+            changes.append(Change(new_key, f"changes the owner of {new_key} from {role(owner)} to {role(now[4])}",
+                                  "loss", (now[1],)))
+        if now[5] != acl:
+            gained = api_privileges(now[5]) - api_privileges(acl)
+            if gained:
+                changes.append(Change(new_key, f"grants {_privileges(gained)} on {new_key}", "widening", (now[1],)))
+    for oid, (schema, name, _kind, _rls, owner, _acl) in after.relations.items():
+        if oid not in before.relations and role(owner) != after.role:
+            changes.append(Change(f"{schema}.{name}", f"creates {schema}.{name} owned by {role(owner)}, not by the "
                                   f"migration role {after.role}", "loss", (name,)))
-    for (oid, attnum), (column, type_) in before.columns.items():
+    retyped = []
+    for (oid, attnum), (column, typid, typmod) in before.columns.items():
         if oid not in after.relations:
             continue
-        table = rel_name[oid]
         now = after.columns.get((oid, attnum))
         if now is None:
-            changes.append(Change(f"{table}.{column}", f"drops column {column} of {table}", "loss",
+            changes.append(Change(f"{rel_name[oid]}.{column}", f"drops column {column} of {rel_name[oid]}", "loss",
                                   (column,)))
-        elif now[1] != type_:
-            widened = _widens(type_, now[1])
-            changes.append(Change(f"{table}.{now[0]}", f"changes the type of {table}.{now[0]} from {type_} to "
-                                  f"{now[1]}", "widened" if widened else "loss", (now[0],)))
-    for oid, (schema, privs) in before.schemas.items():
+        elif now[1:] != (typid, typmod):
+            retyped.append((rel_name[oid], now[0], (typid, typmod), now[1:]))
+    names = type_names(*[t for r in retyped for t in r[2:]]) if retyped else []
+    for index, (table, column, _old, _new) in enumerate(retyped):
+        old, new = names[2 * index], names[2 * index + 1]
+        changes.append(Change(f"{table}.{column}", f"changes the type of {table}.{column} from {old} to {new}",
+                              "widened" if _widens(old, new) else "loss", (column,)))
+    for oid, (schema, acl) in before.schemas.items():
         now = after.schemas.get(oid)
         if now is None:
             changes.append(Change(schema, f"drops schema {schema}", "loss", (schema,)))
-        elif set(now[1]) - set(privs):
-            changes.append(Change(now[0], f"grants {_privileges(set(now[1]) - set(privs))} on schema {now[0]}",
-                                  "widening", (now[0],)))
-    for oid, (signature, _definer, owner, privs) in before.functions.items():
+        elif now[1] != acl and api_privileges(now[1]) - api_privileges(acl):
+            gained = api_privileges(now[1]) - api_privileges(acl)
+            changes.append(Change(now[0], f"grants {_privileges(gained)} on schema {now[0]}", "widening", (now[0],)))
+    for oid, (name, owner, acl) in before.functions.items():
         now = after.functions.get(oid)
         if now is None:
             continue
-        short = (now[0].split("(")[0].split(".")[-1],)
-        if set(now[3]) - set(privs):
-            changes.append(Change(now[0], f"grants {_privileges(set(now[3]) - set(privs))} on function {now[0]}",
-                                  "widening", short))
-        if now[2] != owner:
-            changes.append(Change(now[0], f"changes the owner of function {now[0]} from {owner} to {now[2]}",
-                                  "loss", short))
-    for oid, (signature, definer, owner, _privs) in after.functions.items():
-        if oid not in before.functions and owner != after.role:
-            changes.append(Change(signature, f"creates function {signature} owned by {owner}, not by the migration "
-                                  f"role {after.role}", "loss", (signature.split("(")[0].split(".")[-1],)))
+        short = (name.split(".")[-1],)
+        gained = api_privileges(now[2], "EXECUTE") - api_privileges(acl, "EXECUTE") if now[2] != acl else set()
+        if gained:
+            changes.append(Change(name, f"grants {_privileges(gained)} on function {name}", "widening", short))
+        if now[1] != owner:
+            changes.append(Change(name, f"changes the owner of function {name} from {role(owner)} to "
+                                  f"{role(now[1])}", "loss", short))
+    for oid, (name, owner, _acl) in after.functions.items():
+        if oid not in before.functions and role(owner) != after.role:
+            changes.append(Change(name, f"creates function {name} owned by {role(owner)}, not by the migration "
+                                  f"role {after.role}", "loss", (name.split(".")[-1],)))
     changes += _restrictive_policies(before, after, rel_name)
-    for (oid, name), enabled in before.triggers.items():
+    for (oid, name), (enabled,) in before.triggers.items():
         if oid not in after.relations:
             continue
         table = rel_name[oid]
-        now = after.triggers.get((oid, name))
+        now = after.triggers.get((oid, name), (None,))[0]
         if now is None:
             changes.append(Change(table, f"drops trigger {name} on {table}", "loss", (name,)))
         elif enabled in ("O", "A") and now in ("D", "R"):
             how = "disables" if now == "D" else "limits to replication sessions"
             changes.append(Change(table, f"{how} trigger {name} on {table}", "loss", (name,)))
-    for key, privs in after.defaults.items():
-        gained = set(privs) - set(before.defaults.get(key, ()))
+    for key, (acl,) in after.defaults.items():
+        gained = api_privileges(acl) - api_privileges(before.defaults.get(key, ("{}",))[0])
         if gained:
-            role, schema, kind = key.split("/")
-            changes.append(Change(f"default privileges of {role} in {schema}",
-                                  f"grants {_privileges(gained)} by default on new objects ({kind}) of {role} in "
-                                  f"{schema}", "widening", ("default",)))
+            owner, schema, kind = key
+            changes.append(Change(f"default privileges of {role(int(owner))} in {schema}",
+                                  f"grants {_privileges(gained)} by default on new objects ({kind}) of "
+                                  f"{role(int(owner))} in {schema}", "widening", ("default",)))
     return changes
 
 
 def _restrictive_policies(before: Snapshot, after: Snapshot, rel_name: dict) -> list[Change]:
     """A restrictive policy removed or loosened widens access, unless an identical one (same
     command, roles and expressions) stands after the file."""
-    standing = {(oid, p[0], p[2], p[3], p[4]) for (oid, _n), p in after.policies.items() if not p[1]}
+    standing = {(oid, *p) for (oid, _n), p in after.policies.items()}
     changes = []
-    for (oid, name), (command, permissive, roles, using, check) in before.policies.items():
-        if permissive or oid not in after.relations or (oid, command, roles, using, check) in standing:
+    for (oid, name), policy in before.policies.items():
+        if oid not in after.relations or (oid, *policy) in standing:
             continue
         table = rel_name[oid]
         what = "changes" if (oid, name) in after.policies else "drops"

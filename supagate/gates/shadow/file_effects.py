@@ -69,10 +69,10 @@ class CatalogWatch:
         self._expected: tuple | None = None  # the log's (stats_reset, dealloc) after our reset
 
     def __call__(self, conn, migration: Migration | None) -> None:
-        after = snapshot(conn)
+        after = snapshot(conn, self._before)
         logging = after.log_on and after.log_schema is not None
         if migration is not None:
-            record = FileChanges(migration, diff(self._before, after))
+            record = FileChanges(migration, diff(self._before, after, lambda *types: _type_names(conn, types)))
             record.unobserved = self._unobserved(after)
             if record.unobserved is None:
                 record.changes += data_losses(read_log(conn, after.log_schema), self._before, after)
@@ -157,3 +157,10 @@ def runs_code(conn, text: str) -> bool:
         if not builtin:
             return True
     return False
+
+
+def _type_names(conn, types) -> list[str]:
+    """format_type of each (type oid, modifier), in order."""
+    return [r[0] for r in conn.execute(
+        "SELECT pg_catalog.format_type(t.oid, t.mod) FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY "
+        "AS t(oid, mod, n) ORDER BY t.n", ([t[0] for t in types], [t[1] for t in types])).fetchall()]
