@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 
 API_ROLES = ("anon", "authenticated", "public")
-_SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", "supagate_probe")
+_SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", "supagate_probe",
+                 "supagate_watch")
 _SCOPE = ("n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
           .format(", ".join(f"'{s}'" for s in _SKIP_SCHEMAS)))
 _NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass "
@@ -34,7 +35,7 @@ _NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cat
 # Supabase's own schemas: their functions are the platform's, not the migrations'.
 _PLATFORM = ("pg_catalog", "information_schema", "extensions", "auth", "storage", "graphql", "graphql_public",
              "realtime", "vault", "pgsodium", "pgsodium_masks", "net", "cron", "supabase_functions", "pgbouncer",
-             "supabase_migrations", "supagate_probe", "pgmq", "_realtime")
+             "supabase_migrations", "supagate_probe", "supagate_watch", "pgmq", "_realtime")
 
 # Raw catalog values (oids, ACL text, type ids, expression trees): naming them costs more
 # than the whole snapshot, so that is done only for what changed (see `diff`). Each entry:
@@ -102,15 +103,15 @@ def snapshot(conn, previous: Snapshot | None = None) -> Snapshot:
         else:
             queries.append(f"SELECT {columns} {source}")
     queries.append("COMMIT")
-    results = _results(conn, ";\n".join(queries))
-    (since, log_on, log_schema, role, has_cron), = results[0]
+    rows_of = results(conn, ";\n".join(queries))
+    (since, log_on, log_schema, role, has_cron), = rows_of[0]
     found: dict[str, dict] = {}
     refetch = []
     for index, (name, (_, source, _, width)) in enumerate(_CATALOGS.items()):
         if not incremental:
-            found[name] = {_key(r, width): _value(name, r[width:]) for r in results[2 + index]}
+            found[name] = {_key(r, width): _value(name, r[width:]) for r in rows_of[2 + index]}
             continue
-        rows, (count,) = results[2 + 2 * index], results[3 + 2 * index][0]
+        rows, (count,) = rows_of[2 + 2 * index], rows_of[3 + 2 * index][0]
         current = dict(getattr(previous, name))
         current.update({_key(r, width): _value(name, r[width:]) for r in rows})
         found[name] = current
@@ -119,11 +120,11 @@ def snapshot(conn, previous: Snapshot | None = None) -> Snapshot:
     # A renamed or re-granted schema changes the names and scope of what is in it.
     if incremental and any(k in previous.schemas and previous.schemas[k] != v for k, v in found["schemas"].items()):
         refetch = [(n, s, w) for n, (_, s, _, w) in _CATALOGS.items()]
-        fresh = _results(conn, ";\n".join(f"SELECT {_CATALOGS[n][0]} {s}" for n, s, w in refetch))
+        fresh = results(conn, ";\n".join(f"SELECT {_CATALOGS[n][0]} {s}" for n, s, w in refetch))
         for (name, _, width), rows in zip(refetch, fresh):
             found[name] = {_key(r, width): _value(name, r[width:]) for r in rows}
     elif refetch:
-        keys = _results(conn, ";\n".join(
+        keys = results(conn, ";\n".join(
             f"SELECT {', '.join(_CATALOGS[n][0].split(', ')[:w])} {s}" for n, s, w in refetch))
         for (name, _, width), rows in zip(refetch, keys):
             remaining = {_key(r, width) for r in rows}
@@ -133,11 +134,38 @@ def snapshot(conn, previous: Snapshot | None = None) -> Snapshot:
     if log_schema is not None:
         state = tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{log_schema}".pg_stat_statements_info'
                                    ).fetchone())
-    return Snapshot(**found, roles=dict(results[1]), since=since, log_on=bool(log_on), log_schema=log_schema,
+    return Snapshot(**found, roles=dict(rows_of[1]), since=since, log_on=bool(log_on), log_schema=log_schema,
                     role=role, jobs=jobs, log_state=state)
 
 
-def _results(conn, sql: str) -> list[list[tuple]]:
+# Which catalog (and oid column) holds what each entry of _CATALOGS reads, for `merge`.
+_BY_OID = {"relations": ("pg_class", "c.oid"), "columns": ("pg_class", "a.attrelid"),
+           "schemas": ("pg_namespace", "n.oid"), "functions": ("pg_proc", "p.oid"),
+           "policies": ("pg_policy", "pol.oid"), "triggers": ("pg_trigger", "t.oid")}
+
+
+def merge(conn, previous: Snapshot, created: dict[str, list[int]]) -> Snapshot:
+    """`previous` with the objects a file created (oids by catalog, from the event log)
+    read in: the fast path for files that only add (quiet_files.py)."""
+    from dataclasses import replace
+
+    wanted = [(name, oid_column, sorted(set(created[catalog])), _CATALOGS[name])
+              for name, (catalog, oid_column) in _BY_OID.items() if created.get(catalog)]
+    if not wanted:
+        return previous
+    queries = [f"SELECT {columns} {source} AND {oid_column} = ANY('{{{','.join(map(str, oids))}}}'::oid[])"
+               for name, oid_column, oids, (columns, source, _, _) in wanted]
+    updated = {}
+    for (name, _, oids, (_, _, _, width)), rows in zip(wanted, results(conn, ";\n".join(queries))):
+        current = dict(getattr(previous, name))
+        if name == "columns":  # the table's columns as they are now (an ALTER TABLE ADD COLUMN)
+            current = {k: v for k, v in current.items() if k[0] not in oids}
+        current.update({_key(r, width): _value(name, r[width:]) for r in rows})
+        updated[name] = current
+    return replace(previous, **updated)
+
+
+def results(conn, sql: str) -> list[list[tuple]]:
     cur = conn.cursor()
     cur.execute(sql)
     results = []

@@ -119,6 +119,7 @@ def _check(url: str, migrations: list[Migration], exposed: tuple[str, ...], supa
         result.applied = len(applied.applied)
         result.gaps = len(applied.gaps)
         with connect(url) as conn:
+            watch.close(conn)
             result.findings += [_gap_finding(conn, g) for g in applied.gaps]
     except runner.MigrationError as exc:
         result.findings.append(migration_failed.finding(exc))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import pglast
 
 from supagate.gates.catalog.nodes import walk
-from supagate.gates.shadow.catalog_diff import Change, Snapshot, diff, snapshot
+from supagate.gates.shadow import quiet_files
+from supagate.gates.shadow.catalog_diff import Change, Snapshot, diff, merge, results, snapshot
 from supagate.gates.shadow.statement_log import data_losses, read_log, reset_log
 from supagate.migrations.files import Migration
 
@@ -69,6 +70,14 @@ class CatalogWatch:
         self._expected: tuple | None = None  # the log's (stats_reset, dealloc) after our reset
 
     def __call__(self, conn, migration: Migration | None) -> None:
+        if migration is None:
+            conn.execute(quiet_files.INSTALL)
+        else:
+            created = self._quietly_added(conn, migration)
+            if created is not None:  # the fast path: nothing lost, nothing ran; add what it made
+                self._before = merge(conn, self._before, created)
+                self.files.append(FileChanges(migration))
+                return
         after = snapshot(conn, self._before)
         logging = after.log_on and after.log_schema is not None
         if migration is not None:
@@ -80,6 +89,23 @@ class CatalogWatch:
         if logging:
             self._expected = reset_log(conn, after.log_schema)
         self._before = after
+
+    def _quietly_added(self, conn, migration: Migration) -> dict | None:
+        """What a file that only adds created (oids by catalog), when its text and the event
+        log agree; else None. The event log is read and emptied after every file."""
+        import psycopg
+
+        try:
+            events, ((watchers, others),) = results(conn, quiet_files.READ)
+        except psycopg.Error:
+            return None  # the watch is gone (a migration dropped it): observe in full
+        if not quiet_files.additive(migration):
+            return None
+        return quiet_files.confirmed(events, watchers, others, self._before.role)
+
+    def close(self, conn) -> None:
+        """Remove the shadow's event triggers (before the catalog checks and the advisors)."""
+        conn.execute(quiet_files.REMOVE)
 
     def _unobserved(self, after: Snapshot) -> str | None:
         """Why the statement log cannot be trusted for the file that just ran, or None."""

@@ -12,6 +12,8 @@ import pglast
 from supagate.gates.catalog.nodes import walk
 from supagate.gates.shadow.catalog_diff import Change, Snapshot
 
+OURS = ("supagate_watch", "supagate_probe")
+
 # For the shadow's migration session (as a startup option, so a migration's RESET ALL
 # returns to it): nested statements are logged too.
 LOG_EVERYTHING = "-c pg_stat_statements.track=all"
@@ -59,6 +61,8 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
     found: dict[str, Change] = {}
     for nodes, scheduled in parsed:
         for node, verb, always in _row_losses(nodes):
+            if node.schemaname in OURS:
+                continue  # the shadow's own bookkeeping (its event log)
             key = f"{node.schemaname}.{node.relname}" if node.schemaname else bare.get(node.relname)
             unknown = key not in existed and node.relname not in created  # renamed for the occasion
             if always or key in existed or unknown:
