@@ -33,7 +33,7 @@ def locate_failure(conn, migration, prefix, batch, starts, exc: DatabaseError, u
     if position <= len(batch):
         try:
             with conn.transaction(force_rollback=True):
-                conn.execute(prefix.removeprefix("BEGIN;\n"))
+                conn.execute(prefix.removeprefix("BEGIN;\n"))  # the guard and the timeouts
                 for _, number, statement in starts:
                     try:
                         conn.execute(statement.text)

@@ -150,6 +150,7 @@ def run_skipping_gaps(conn, file: RunFile, options: Options, gaps: GapRule):
         for key in ("lock_timeout", "statement_timeout"):
             value = getattr(migration, key) or getattr(options, key)
             conn.execute(f"SET {'LOCAL ' if migration.transactional else ''}{key} = '{value}'")
+        conn.execute(file.guard)
         for number, statement in runnable(migration):
             try:
                 with atomic():
@@ -175,7 +176,9 @@ def run_file(conn, file: RunFile, options: Options, progress: Callable[[str], No
     lock_timeout = migration.lock_timeout or options.lock_timeout
     statement_timeout = migration.statement_timeout or options.statement_timeout
     if migration.transactional:
-        prefix = (f"BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout}';\n"
+        # The guard first too: a deferred trigger may have changed the session at the last
+        # COMMIT, and then nothing of this file may run (an error ends the whole query).
+        prefix = (f"BEGIN;\n{file.guard};\nSET LOCAL lock_timeout = '{lock_timeout}';\n"
                   f"SET LOCAL statement_timeout = '{statement_timeout}';\n")
         batch, starts = _batch(migration, prefix)
         # One round trip per file, read by the server in one piece: BEGIN, the statements,
@@ -196,13 +199,10 @@ def run_file(conn, file: RunFile, options: Options, progress: Callable[[str], No
     try:
         indexes = recovery.planned_indexes(conn, runnable(migration))
         skip = recovery.before_run(conn, indexes, progress)
-        sent = 0
         for number, statement in runnable(migration):
             if number in skip:
                 continue
-            if sent:
-                file.check_session(conn)
-            sent += 1
+            file.check_session(conn)  # before every statement, the first too (a COMMIT-time trigger)
             try:
                 conn.execute(statement.text)
             except psycopg.Error as exc:

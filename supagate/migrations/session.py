@@ -50,6 +50,9 @@ def refusal(text: str) -> str | None:
         if kind not in ("VAR_SET_VALUE", "VAR_SET_CURRENT"):
             continue  # RESET, SET ... TO DEFAULT: back to what the engine set
         name = node.name.lower()
+        if name.startswith("pg_stat_statements."):
+            return (f"`SET {name}` changes what the shadow database's statement log sees (the gate reads what "
+                    "a migration ran from it)\nRemove it: on Supabase the migration role cannot set it either.")
         if name in IDENTITY:
             value = _value(node)
             if name == "role" and value == "none":

@@ -242,10 +242,10 @@ def test_percent_signs_and_placeholders_in_a_file_reach_the_database_verbatim(db
     assert bookkeeping(db_url)[1][2] == "select '%s %% %(x)s';\n"
 
 
-def test_one_round_trip_per_file_and_five_for_a_concurrent_build(db_url, tmp_path, monkeypatch):
+def test_one_round_trip_per_file_and_six_for_a_concurrent_build(db_url, tmp_path, monkeypatch):
     """Round trips are what a deploy to a hosted database waits on (tens of ms each): a file
     in a transaction is one query; a CREATE INDEX CONCURRENTLY file is the timeouts, the
-    check before, the build, the check after, and the history with the reset."""
+    check before, the session guard, the build, the check after, and the history with the reset."""
     src = write_migrations(tmp_path, {"20240101000000_t.sql": "create table rt (id int);\ninsert into rt values (1);",
                                       "20240101000100_i.sql": "create index concurrently rt_idx on public.rt (id);"})
     sent: list[str] = []
@@ -264,7 +264,7 @@ def test_one_round_trip_per_file_and_five_for_a_concurrent_build(db_url, tmp_pat
     monkeypatch.setattr(psycopg.Connection, "execute", counting)
     monkeypatch.setattr(runner, "_run_file", run_file)
     runner.migrate(db_url, load_migrations(src), **QUIET)
-    assert per_file == {"t": 1, "i": 5}
+    assert per_file == {"t": 1, "i": 6}
     assert [v for v, *_ in history(db_url)] == ["20240101000000", "20240101000100"]
     with psycopg.connect(db_url) as conn:
         assert conn.execute("select indisvalid from pg_index where indexrelid = 'public.rt_idx'::regclass"

@@ -219,3 +219,27 @@ def test_a_non_ascii_character_before_a_dollar_sign_splits_as_the_server_does(tm
         "20240101000000_x.sql": "select 1 as €$x$;set standard_conforming_strings = off;select 2 as €$x$;"})
     with pytest.raises(MigrationFileError, match="_x.sql:1: `SET standard_conforming_strings = off`"):
         load_migrations(src)
+
+
+def test_a_trigger_deferred_to_commit_cannot_change_how_the_next_file_is_read(tmp_path, db_url):
+    """A deferred constraint trigger runs at COMMIT, after the file's last guard: the next
+    file's query starts with the guard, and an error there ends the query before any of it."""
+    deferred = ("create table public.tick (id int primary key);\n"
+                "create function public.tick_fn() returns trigger language plpgsql as $$ begin "
+                "perform set_config('standard_conforming_strings', 'off', false); return null; end $$;\n"
+                "create constraint trigger tick_c after insert on public.tick deferrable initially deferred "
+                "for each row execute function public.tick_fn();\n"
+                "insert into public.tick values (1);")
+    src = write_migrations(tmp_path, {"20240101000000_x.sql": "create table public.x (id int);",
+                                      "20240101000100_tick.sql": deferred,
+                                      "20240101000200_next.sql": "select 'a\\', $$';commit;drop table public.x;"
+                                                                 "commit;--$$ as x\n;"})
+    with pytest.raises(runner.MigrationError, match="20240101000200_next.sql.*standard_conforming_strings is off"):
+        runner.migrate(db_url, load_migrations(src), **QUIET)
+    assert "x" in tables(db_url)
+
+
+def test_a_migration_may_not_set_what_the_statement_log_records(tmp_path):
+    src = write_migrations(tmp_path, {"20240101000000_quiet.sql": "set local pg_stat_statements.track = 'none';"})
+    with pytest.raises(MigrationFileError, match="statement log"):
+        load_migrations(src)

@@ -1,10 +1,13 @@
-"""The SQL inside code a migration runs: a DO block's body, or the body of a function or
-procedure the migration calls. The shadow database runs that code, but only the paths the
-shadow's (empty) data takes: `if exists (select 1 from auth.users) then drop table ...`
-never drops there. So the statements in the code are read as written too, every branch,
-and the constant strings it EXECUTEs."""
+"""The SQL inside code a migration runs: a DO block's body, the body of a function or
+procedure it calls (and of those they call), a trigger it attaches, a domain check, a
+pg_cron job's command. The shadow database runs that code, but only the paths the shadow's
+(empty) data takes: `if exists (select 1 from auth.users) then drop table ...` never drops
+there. So the statements in the code are read as written too, every branch; a dynamic
+EXECUTE is judged by the text its constant pieces spell (`format('truncate %I', t)`)."""
 
 from __future__ import annotations
+
+import re
 
 import pglast
 
@@ -34,13 +37,31 @@ def _collect(value, found: list[str]) -> None:
             _collect(item, found)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key == "PLpgSQL_stmt_execsql":
-                found.append(item["sqlstmt"]["PLpgSQL_expr"]["query"])
-            elif key == "PLpgSQL_stmt_dynexecute":
-                constant = _constant(item["query"]["PLpgSQL_expr"]["query"])
-                if constant is not None:
-                    found.append(constant)
+            if key == "PLpgSQL_stmt_dynexecute":
+                expression = item["query"]["PLpgSQL_expr"]["query"]
+                constant = _constant(expression)
+                found.append(constant if constant is not None else _spelled(expression))
+            elif key == "PLpgSQL_expr":  # a statement, or a condition, PERFORM or assignment (its calls)
+                found.append(item["query"] if item.get("parseMode") == 0 else f"SELECT {item['query']}")
             _collect(item, found)
+
+
+# What a dynamic EXECUTE's constant pieces may spell that removes data.
+_DESTRUCTIVE_WORDS = re.compile(r"(drop\s*(table|schema)|truncate|delete\s*from|drop\s*column)", re.IGNORECASE)
+
+
+def _spelled(expression: str) -> str:
+    """A stand-in statement for a dynamic EXECUTE: the destructive words its string pieces
+    spell when joined (`'trunc' || 'ate ' || t`), as `-- dynamic: truncate`, else ''."""
+    try:
+        nodes = pglast.parse_sql(f"SELECT {expression}")
+    except pglast.parser.ParseError:
+        return ""
+    from supagate.gates.catalog.nodes import walk
+
+    text = "".join(n.sval for n in walk(nodes) if type(n).__name__ == "String")  # 'trunc' || 'ate': joined
+    words = _DESTRUCTIVE_WORDS.search(text)
+    return f"-- dynamic: {words.group(1).lower()}" if words else ""
 
 
 def _constant(expression: str) -> str | None:
@@ -51,3 +72,88 @@ def _constant(expression: str) -> str | None:
         return None
     val = getattr(node, "val", None)
     return getattr(val, "sval", None) if type(node).__name__ == "A_Const" else None
+
+
+DYNAMIC = "-- dynamic: "
+PG_SURGERY = {"heap_force_kill", "heap_force_freeze"}  # rows destroyed with no DML at all
+
+
+class CodeScan:
+    """Losses in code, on objects the migrations made before this file (the replayed
+    catalog model), following the functions code calls, each once."""
+
+    def __init__(self, catalog, created_here: set[str]):
+        self.catalog, self.created_here = catalog, created_here
+
+    def called(self, node):
+        """(body, language, what) of the code a top-level statement calls: functions the
+        migrations define, pg_cron job commands."""
+        from supagate.gates.catalog.nodes import function_key, walk
+
+        calls = [n for n in walk(node) if type(n).__name__ == "FuncCall"]
+        for key in sorted({function_key(n.funcname, self.catalog.search_schema) for n in calls}):
+            function = self.catalog.functions.get(key)
+            if function is not None and not function.returns_trigger:
+                yield function.body, function.language, f"function {key}, called here"
+        for call in calls:
+            names = [n.sval for n in call.funcname]
+            if names in (["cron", "schedule"], ["cron", "schedule_in_database"]):  # runs later, unwatched
+                command = call.args[2] if len(call.args or ()) > 2 else (call.args or [None])[-1]
+                value = getattr(getattr(command, "val", None), "sval", None)
+                if value is not None:
+                    yield value, "sql", "a pg_cron job it schedules"
+            elif names[-1] in PG_SURGERY:
+                yield f"{DYNAMIC}destroy rows", "sql", f"{names[-1]} (pg_surgery)"
+
+    def losses(self, body: str, language: str, seen: set | None = None):
+        """(object, what it does, table) for each destructive statement in `body` and in
+        the functions it calls."""
+        from supagate.gates.catalog.nodes import walk
+
+        seen = set() if seen is None else seen
+        for sql in sql_in_code(body, language):
+            if sql.startswith(DYNAMIC):
+                what = sql[len(DYNAMIC):]
+                yield "dynamic SQL", f"runs SQL built at run time that can {what}", None
+                continue
+            try:
+                nodes = pglast.parse_sql(sql)
+            except pglast.parser.ParseError:
+                continue
+            for node in walk(nodes):
+                yield from self._loss_in(node)
+            for inner_body, inner_language, _ in self.called(nodes):
+                if inner_body not in seen:
+                    seen.add(inner_body)
+                    yield from self.losses(inner_body, inner_language, seen)
+
+    def _loss_in(self, node):
+        from supagate.gates.catalog.nodes import enum, reads_a_column
+
+        kind = type(node).__name__
+        catalog = self.catalog
+        known = lambda key: key in catalog.relations and key not in self.created_here  # noqa: E731
+        if kind == "DropStmt" and enum(node.removeType) == "OBJECT_TABLE":
+            for obj in node.objects or ():
+                names = [s.sval for s in obj]
+                key = ".".join(names) if len(names) > 1 else f"{catalog.search_schema}.{names[0]}"
+                if known(key):
+                    yield key, f"drops table {key}", key
+        elif kind == "DropStmt" and enum(node.removeType) == "OBJECT_SCHEMA":
+            for obj in node.objects or ():
+                schema = obj.sval if hasattr(obj, "sval") else obj[0].sval
+                if any(known(k) for k in catalog.relations if k.startswith(schema + ".")):
+                    yield schema, f"drops schema {schema}", None
+        elif kind == "TruncateStmt":
+            for rangevar in node.relations:
+                if known(catalog.key(rangevar)):
+                    yield catalog.key(rangevar), f"truncates {catalog.key(rangevar)}", None
+        elif kind == "DeleteStmt" and not reads_a_column(node.whereClause):
+            if known(catalog.key(node.relation)):
+                key = catalog.key(node.relation)
+                yield key, f"deletes every row of {key}", key
+        elif kind == "AlterTableStmt" and known(catalog.key(node.relation)):
+            key = catalog.key(node.relation)
+            for cmd in node.cmds or ():
+                if enum(cmd.subtype) == "AT_DropColumn":
+                    yield f"{key}.{cmd.name}", f"drops column {cmd.name} of {key}", key

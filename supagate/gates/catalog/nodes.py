@@ -121,3 +121,12 @@ def function_body(node) -> str:
             return " ".join(getattr(part, "sval", "") for part in option.arg)
     return deparse(node.sql_body) or "" if getattr(node, "sql_body", None) is not None else ""
 
+
+def reads_a_column(where) -> bool:
+    """Whether a WHERE can select some rows rather than all: it reads a column, other than
+    to ask whether it is null (`where id is not null` is every row of a keyed table)."""
+    if where is None:
+        return False
+    tests = [n for n in walk(where) if type(n).__name__ == "NullTest"]
+    nulls = {id(r) for t in tests for r in walk(t.arg) if type(r).__name__ == "ColumnRef"}
+    return any(type(n).__name__ == "ColumnRef" and id(n) not in nulls for n in walk(where))

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import pglast
 
 from supagate.findings import Finding
-from supagate.gates.catalog.code_bodies import sql_in_code
+from supagate.gates.catalog.code_bodies import CodeScan
 from supagate.gates.catalog.model import API_ROLES, DEFAULT_EXPOSED_SCHEMAS, Catalog, Function, Policy, Relation, Where
-from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines, walk,
-                                          option_true,
+from supagate.gates.catalog.nodes import (apply_grant, reads_a_column, deparse, enum, function_body, function_key, leading_lines, option_true,
                                           reads_auth_users, references_auth_users, role_names, sets_search_path)
 from supagate.gates.markers import Markers, read_markers
 from supagate.gates.registry import RULES
@@ -64,6 +63,7 @@ class _FileWalker:
         self.catalog, self.migration, self.file = catalog, migration, file
         self.markers, self.findings = markers, findings
         self.created_here: set[str] = set()
+        self._scan = CodeScan(catalog, self.created_here)
 
     def statement(self, statement) -> None:
         try:
@@ -238,8 +238,8 @@ class _FileWalker:
 
     def _DeleteStmt(self, node) -> None:
         key = self.catalog.key(node.relation)
-        if node.whereClause is None and key not in self.created_here:
-            self.destructive(key, f"deletes every row of {key} (DELETE without WHERE)", key)
+        if not reads_a_column(node.whereClause) and key not in self.created_here:
+            self.destructive(key, f"deletes every row of {key} (DELETE without a condition on the rows)", key)
 
     def destructive(self, obj: str, what: str, table: str | None) -> None:
         found = destructive_unapproved.finding(obj, what, self.where, self.migration.filename,
@@ -248,64 +248,23 @@ class _FileWalker:
         if found is not None:
             self.findings.append(found)
 
-    # -- code the migration runs (a DO block; a function or procedure it calls)
+    # -- code the migration runs (a DO block; a function, procedure, trigger or domain check)
     def _DoStmt(self, node) -> None:
         options = {o.defname: o.arg.sval for o in node.args or ()}
-        self._code_losses(options.get("as", ""), options.get("language", "plpgsql"), "a DO block")
+        self._code(options.get("as", ""), options.get("language", "plpgsql"), "a DO block")
 
     def _calls(self, node) -> None:
-        calls = [n for n in walk(node) if type(n).__name__ == "FuncCall"]
-        for key in sorted({function_key(n.funcname, self.catalog.search_schema) for n in calls}):
-            function = self.catalog.functions.get(key)
-            if function is not None and not function.returns_trigger:
-                self._code_losses(function.body, function.language, f"function {key}, called here")
-        for call in calls:  # pg_cron runs a job's command later, where no shadow watches
-            if [n.sval for n in call.funcname] in (["cron", "schedule"], ["cron", "schedule_in_database"]):
-                command = call.args[2] if len(call.args or ()) > 2 else (call.args or [None])[-1]
-                value = getattr(getattr(command, "val", None), "sval", None)
-                if value is not None:
-                    self._code_losses(value, "sql", "a pg_cron job it schedules")
+        for body, language, what in self._scan.called(node):
+            self._code(body, language, what)
 
-    def _code_losses(self, body: str, language: str, what: str) -> None:
-        for sql in sql_in_code(body, language):
-            try:
-                nodes = pglast.parse_sql(sql)
-            except pglast.parser.ParseError:
-                continue
-            for node in walk(nodes):
-                for obj, did, table in self._loss_in(node):
-                    self.destructive(obj, f"{did} {CODE_MARK} ({what}: the shadow may not take every path of it)",
-                                     table)
+    def _CreateTrigStmt(self, node) -> None:
+        function = self.catalog.functions.get(function_key(node.funcname, self.catalog.search_schema))
+        if function is not None:
+            self._code(function.body, function.language, f"trigger {node.trigname}, on every row it fires for")
 
-    def _loss_in(self, node):
-        """(object, what it does, table) for a statement in code, on objects the migrations
-        made before this file."""
-        kind = type(node).__name__
-        known = lambda key: key in self.catalog.relations and key not in self.created_here  # noqa: E731
-        if kind == "DropStmt" and enum(node.removeType) == "OBJECT_TABLE":
-            for obj in node.objects or ():
-                names = [s.sval for s in obj]
-                key = ".".join(names) if len(names) > 1 else f"{self.catalog.search_schema}.{names[0]}"
-                if known(key):
-                    yield key, f"drops table {key}", key
-        elif kind == "DropStmt" and enum(node.removeType) == "OBJECT_SCHEMA":
-            for obj in node.objects or ():
-                schema = obj.sval if hasattr(obj, "sval") else obj[0].sval
-                if any(known(k) for k in self.catalog.relations if k.startswith(schema + ".")):
-                    yield schema, f"drops schema {schema}", None
-        elif kind == "TruncateStmt":
-            for rangevar in node.relations:
-                if known(self.catalog.key(rangevar)):
-                    yield self.catalog.key(rangevar), f"truncates {self.catalog.key(rangevar)}", None
-        elif kind == "DeleteStmt" and not any(type(n).__name__ == "ColumnRef" for n in walk(node.whereClause)):
-            if known(self.catalog.key(node.relation)):
-                key = self.catalog.key(node.relation)
-                yield key, f"deletes every row of {key}", key
-        elif kind == "AlterTableStmt" and known(self.catalog.key(node.relation)):
-            key = self.catalog.key(node.relation)
-            for cmd in node.cmds or ():
-                if enum(cmd.subtype) == "AT_DropColumn":
-                    yield f"{key}.{cmd.name}", f"drops column {cmd.name} of {key}", key
+    def _code(self, body: str, language: str, what: str) -> None:
+        for obj, did, table in self._scan.losses(body, language):
+            self.destructive(obj, f"{did} {CODE_MARK} ({what}: the shadow may not take every path of it)", table)
 
     # -- RLS policies
     def _CreatePolicyStmt(self, node) -> None:

@@ -48,8 +48,9 @@ _CATALOGS = {
                 "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON "
                 "n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND a.attnum > 0 AND NOT a.attisdropped AND "
                 + _SCOPE, "a.xmin", 2),
-    "schemas": ("n.oid::int8, n.nspname, n.nspacl::text", "FROM pg_namespace n WHERE " + _SCOPE, "n.xmin", 1),
-    "functions": ("p.oid::int8, n.nspname || '.' || p.proname, p.proowner::int8, p.proacl::text",
+    "schemas": ("n.oid::int8, n.nspname, n.nspacl::text, n.nspowner::int8", "FROM pg_namespace n WHERE " + _SCOPE,
+                "n.xmin", 1),
+    "functions": ("p.oid::int8, n.nspname || '.' || p.proname, p.proowner::int8, p.proacl::text, md5(p.prosrc)",
                   "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ({}) AND "
                   "n.nspname NOT LIKE 'pg\\_t%' AND ".format(", ".join(f"'{s}'" for s in _PLATFORM))
                   + _NOT_EXTENSION.format(catalog="pg_proc", oid="p.oid"), "p.xmin", 1),
@@ -72,8 +73,8 @@ _STATE = ("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8, "
 class Snapshot:
     relations: dict[int, tuple]  # oid -> (schema, name, kind, rls, owner oid, acl text)
     columns: dict[tuple, tuple]  # (relation oid, attnum) -> (name, type oid, type modifier)
-    schemas: dict[int, tuple]  # oid -> (name, acl text)
-    functions: dict[int, tuple]  # oid -> (schema.name, owner oid, acl text)
+    schemas: dict[int, tuple]  # oid -> (name, acl text, owner oid)
+    functions: dict[int, tuple]  # oid -> (schema.name, owner oid, acl text, md5 of the body)
     policies: dict[tuple, tuple]  # restrictive: (relation oid, name) -> (command, roles, using, check)
     triggers: dict[tuple, tuple]  # (relation oid, name) -> (enabled,)
     defaults: dict[tuple, tuple]  # (role oid, schema, kind) -> (acl text,)
@@ -263,17 +264,29 @@ def diff(before: Snapshot, after: Snapshot, type_names=None) -> list[Change]:
         old, new = names[2 * index], names[2 * index + 1]
         changes.append(Change(f"{table}.{column}", f"changes the type of {table}.{column} from {old} to {new}",
                               "widened" if _widens(old, new) else "loss", (column,)))
-    for oid, (schema, acl) in before.schemas.items():
+    for oid, (schema, acl, owner) in before.schemas.items():
         now = after.schemas.get(oid)
         if now is None:
             changes.append(Change(schema, f"drops schema {schema}", "loss", (schema,)))
+            continue
+        if now[2] != owner:
+            changes.append(Change(now[0], f"changes the owner of schema {now[0]} from {role(owner)} to "
+                                  f"{role(now[2])} (an owner may drop everything in it)", "loss", (now[0],)))
         elif now[1] != acl and api_privileges(now[1]) - api_privileges(acl):
             gained = api_privileges(now[1]) - api_privileges(acl)
             changes.append(Change(now[0], f"grants {_privileges(gained)} on schema {now[0]}", "widening", (now[0],)))
-    for oid, (name, owner, acl) in before.functions.items():
+    for oid, (schema, _acl, owner) in after.schemas.items():
+        if oid not in before.schemas and role(owner) != after.role:
+            changes.append(Change(schema, f"creates schema {schema} owned by {role(owner)}, not by the migration "
+                                  f"role {after.role}", "loss", (schema,)))
+    guards = _policy_functions(after)
+    for oid, (name, owner, acl, body) in before.functions.items():
         now = after.functions.get(oid)
         if now is None:
             continue
+        if now[3] != body and oid in guards:
+            changes.append(Change(name, f"changes the body of {name}, which the restrictive policy {guards[oid]} "
+                                  "calls (access may widen)", "loss", (name.split(".")[-1],)))
         short = (name.split(".")[-1],)
         gained = api_privileges(now[2], "EXECUTE") - api_privileges(acl, "EXECUTE") if now[2] != acl else set()
         if gained:
@@ -281,7 +294,7 @@ def diff(before: Snapshot, after: Snapshot, type_names=None) -> list[Change]:
         if now[1] != owner:
             changes.append(Change(name, f"changes the owner of function {name} from {role(owner)} to "
                                   f"{role(now[1])}", "loss", short))
-    for oid, (name, owner, _acl) in after.functions.items():
+    for oid, (name, owner, _acl, _body) in after.functions.items():
         if oid not in before.functions and role(owner) != after.role:
             changes.append(Change(name, f"creates function {name} owned by {role(owner)}, not by the migration "
                                   f"role {after.role}", "loss", (name.split(".")[-1],)))
@@ -304,6 +317,19 @@ def diff(before: Snapshot, after: Snapshot, type_names=None) -> list[Change]:
                                   f"grants {_privileges(gained)} by default on new objects ({kind}) of "
                                   f"{role(int(owner))} in {schema}", "widening", ("default",)))
     return changes
+
+
+_FUNCID = re.compile(r":funcid (\d+)")
+
+
+def _policy_functions(snap: Snapshot) -> dict[int, str]:
+    """function oid -> a restrictive policy whose expression calls it."""
+    found = {}
+    for (oid, name), (_cmd, _roles, using, check) in snap.policies.items():
+        for tree in (using, check):
+            for funcid in _FUNCID.findall(tree or ""):
+                found.setdefault(int(funcid), f'"{name}"')
+    return found
 
 
 def _restrictive_policies(before: Snapshot, after: Snapshot, rel_name: dict) -> list[Change]:

@@ -13,7 +13,7 @@ import pglast
 from supagate.gates.catalog.nodes import walk
 from supagate.gates.shadow import quiet_files
 from supagate.gates.shadow.catalog_diff import Change, Snapshot, diff, merge, results, snapshot
-from supagate.gates.shadow.statement_log import data_losses, read_log, reset_log
+from supagate.gates.shadow.statement_log import data_losses, log_problem, read_log, reset_log
 from supagate.migrations.files import Migration
 
 _RUNS_CODE = re.compile(r"^\s*(do|call|select|perform|execute|with|insert|update|delete)\b", re.IGNORECASE)
@@ -84,7 +84,9 @@ class CatalogWatch:
             record = FileChanges(migration, diff(self._before, after, lambda *types: _type_names(conn, types)))
             record.unobserved = self._unobserved(after)
             if record.unobserved is None:
-                record.changes += data_losses(read_log(conn, after.log_schema), self._before, after)
+                queries = read_log(conn, after.log_schema)
+                record.unobserved = log_problem(queries)
+                record.changes += data_losses(queries, self._before, after)
             self.files.append(record)
         if logging:
             self._expected = reset_log(conn, after.log_schema)
@@ -101,7 +103,12 @@ class CatalogWatch:
             return None  # the watch is gone (a migration dropped it): observe in full
         if not quiet_files.additive(migration):
             return None
-        return quiet_files.confirmed(events, watchers, others, self._before.role)
+        return quiet_files.confirmed(events, watchers, others, self._before.role, self._known)
+
+    def _known(self, catalog: str, oid: int) -> bool:
+        before = self._before
+        return oid in {"pg_class": before.relations, "pg_proc": before.functions, "pg_namespace": before.schemas
+                       }.get(catalog, ())
 
     def close(self, conn) -> None:
         """Remove the shadow's event triggers (before the catalog checks and the advisors)."""

@@ -78,8 +78,12 @@ def _additive(node) -> bool:
         return node.whereClause is None and all(p.expr is None for p in node.indexParams)
     if kind == "AlterTableStmt":
         return all(cmd.subtype.name in _ADDITIVE_ALTER and _plain_alter(cmd) for cmd in node.cmds or ())
-    if kind == "CreateSchemaStmt":
-        return not node.schemaElts
+    if kind == "CreateSchemaStmt":  # AUTHORIZATION: someone else's schema
+        return not node.schemaElts and node.authrole is None
+    if kind == "CreateTrigStmt":  # OR REPLACE may rebind a trigger that was there
+        return not node.replace
+    if kind == "CreateDomainStmt":  # a CHECK runs on every row a column of it is added to
+        return not node.constraints
     return kind in _ADDITIVE
 
 
@@ -98,8 +102,9 @@ def _plain_constraint(constraint) -> bool:
 
 
 def _plain_alter(cmd) -> bool:
-    if cmd.subtype.name == "AT_AddColumn":
-        return _plain_column(cmd.def_)
+    if cmd.subtype.name == "AT_AddColumn":  # a type of the app's own may be a domain with a CHECK
+        names = [n.sval for n in cmd.def_.typeName.names]
+        return _plain_column(cmd.def_) and (len(names) == 1 or names[0] == "pg_catalog")
     if cmd.subtype.name == "AT_AddConstraint":
         return _plain_constraint(cmd.def_)
     if cmd.subtype.name == "AT_AddIndex":
@@ -107,14 +112,17 @@ def _plain_alter(cmd) -> bool:
     return True
 
 
-def confirmed(rows, watchers: int, others: int, role: str) -> dict[str, list[int]] | None:
+def confirmed(rows, watchers: int, others: int, role: str, known) -> dict[str, list[int]] | None:
     """The oids of what the file created, by catalog, when the event log confirms it only
-    added (and as the migration role); else None."""
+    added (as the migration role, nothing replaced: `known(catalog, oid)` says whether an
+    object was there before); else None."""
     if watchers != 2 or others:
         return None
     created: dict[str, list[int]] = {}
     for event, tag, catalog, objid, by_user in rows:
         if event != "end" or not tag.startswith(TAGS) or by_user != role:
+            return None
+        if tag.startswith("CREATE") and known(catalog, int(objid)):  # CREATE OR REPLACE of what was there
             return None
         created.setdefault(catalog, []).append(int(objid))
     return created

@@ -9,7 +9,7 @@ import re
 
 import pglast
 
-from supagate.gates.catalog.nodes import walk
+from supagate.gates.catalog.nodes import reads_a_column, walk
 from supagate.gates.shadow.catalog_diff import Change, Snapshot
 
 OURS = ("supagate_watch", "supagate_probe")
@@ -33,6 +33,15 @@ def reset_log(conn, schema: str) -> tuple:
 
 
 
+def log_problem(queries: list[str]) -> str | None:
+    """Why the log of a file cannot be trusted, from what it holds: a statement that
+    changed what the log records (SET pg_stat_statements.*, run through EXECUTE)."""
+    for query in queries:
+        if "pg_stat_statements" in query.lower() and re.search(r"\b(set|reset)\b", query, re.IGNORECASE):
+            return "a statement changed what pg_stat_statements records"
+    return None
+
+
 def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[Change]:
     """Rows removed or rewritten by what the server ran (nested statements, data-modifying
     CTEs and new pg_cron jobs' commands too): TRUNCATE (any with CASCADE), DELETE or MERGE
@@ -44,6 +53,7 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
     for key in existed:
         bare.setdefault(key.split(".", 1)[1], key)
     parsed = []
+    unreadable: list[str] = []
     created: set[str] = set()
     jobs = [command for job, command in after.jobs.items() if before.jobs.get(job) != command]
     for query, scheduled in [(q, False) for q in queries] + [(c, True) for c in jobs]:
@@ -52,6 +62,9 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
         try:
             nodes = pglast.parse_sql(query)
         except pglast.parser.ParseError:
+            # pglast reads PostgreSQL 17's grammar: what the shadow ran but it cannot read
+            # (a word reserved since, `as system_user`) may be the very DELETE.
+            unreadable.append(query)
             continue
         for node in walk(nodes):
             if type(node).__name__ in ("CreateStmt", "CreateTableAsStmt"):
@@ -69,6 +82,11 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
                 key = key or node.relname
                 what = f"{'schedules a pg_cron job that ' if scheduled else ''}{verb} {key}"
                 found.setdefault(key, Change(key, what, "loss", (node.relname,)))
+    for query in unreadable:
+        if re.search(r"\b(delete|truncate|merge)\b", query, re.IGNORECASE):
+            head = " ".join(query.split())[:60]
+            found.setdefault(head, Change(head, f"ran a statement the gate cannot read ({head}...), which may "
+                                          "remove rows", "loss", ()))
     return list(found.values())
 
 
@@ -80,7 +98,7 @@ def _row_losses(nodes):
             for rangevar in node.relations:
                 yield rangevar, "truncates" + (" (CASCADE)" if node.behavior.name == "DROP_CASCADE" else ""), \
                     node.behavior.name == "DROP_CASCADE"
-        elif kind == "DeleteStmt" and not _reads_a_column(node.whereClause):
+        elif kind == "DeleteStmt" and not reads_a_column(node.whereClause):
             yield node.relation, "deletes every row of", False
         elif kind == "MergeStmt" and any(_merge_deletes(w) for w in node.mergeWhenClauses or ()):
             yield node.relation, "deletes rows of (MERGE ... DELETE)", False
@@ -88,10 +106,6 @@ def _row_losses(nodes):
             for cmd in node.cmds or ():
                 if cmd.subtype.name == "AT_AlterColumnType" and getattr(cmd.def_, "raw_default", None) is not None:
                     yield node.relation, f"rewrites every value of column {cmd.name} (TYPE ... USING) of", False
-
-
-def _reads_a_column(where) -> bool:
-    return where is not None and any(type(n).__name__ == "ColumnRef" for n in walk(where))
 
 
 def _merge_deletes(clause) -> bool:
