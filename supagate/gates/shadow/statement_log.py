@@ -37,9 +37,12 @@ def log_problem(queries: list[str]) -> str | None:
     """Why the log of a file cannot be trusted, from what it holds: a statement that
     changed what the log records (SET pg_stat_statements.*, run through EXECUTE)."""
     for query in queries:
-        if "pg_stat_statements" in query.lower() and re.search(r"\b(set|reset)\b", query, re.IGNORECASE):
+        if _SETS_THE_LOG.search(query):
             return "a statement changed what pg_stat_statements records"
     return None
+
+
+_SETS_THE_LOG = re.compile(r"^\s*(set\s+(local\s+|session\s+)?|reset\s+)pg_stat_statements\.", re.IGNORECASE)
 
 
 def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[Change]:
