@@ -54,13 +54,18 @@ class SkippedStatement:
 # (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
 GapRule = Callable[[psycopg.Error, object], "str | None"]
 
-def stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> tuple[int, dict[int, str]]:
+def stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> tuple[str, dict[int, str]]:
     """Check the session reads SQL as the gate does, and send the history values of every
-    file of this run as parameters. Returns the session user's oid (the guard's identity)
-    and each staged row's digest (so a migration that edits a later file's row is caught)."""
-    role = conn.execute("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user").fetchone()[0]
+    file of this run as parameters. Returns the session guard (built once from the session
+    user's and the history tables' oids) and each staged row's digest (so a migration that
+    edits a later file's row is caught)."""
+    role, schema, *tables = conn.execute(
+        "SELECT (SELECT oid::int8 FROM pg_catalog.pg_roles WHERE rolname = session_user), "
+        "'supabase_migrations'::regnamespace::oid::int8, 'supabase_migrations.schema_migrations'::regclass::oid::int8, "
+        "'supabase_migrations.supagate_migrations'::regclass::oid::int8").fetchone()
+    guard = session.guard_sql(role, schema, tuple(tables))
     try:
-        conn.execute(session.guard_sql(role))
+        conn.execute(guard)
     except psycopg.Error as exc:
         seen = session.changed(exc) or str(exc).strip()
         raise MigrationError(
@@ -75,7 +80,7 @@ def stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> tuple
                             migration.checksum, migration.down_sql, migration.transactional, actor))
     digests = dict(conn.execute("SELECT p.ord, pg_catalog.md5(CAST(p AS pg_catalog.text)) "
                                 "FROM pg_temp.supagate_pending p").fetchall())
-    return role, digests
+    return guard, digests
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class RunFile:
     it is recorded as applied or (a down script) forgotten."""
     migration: Migration
     ord: int
-    role: int
+    guard: str  # session.guard_sql for this run
     digest: str
     url: str
     forget: bool = False
@@ -92,10 +97,6 @@ class RunFile:
     @property
     def where(self) -> str:
         return self.migration.path or self.migration.filename
-
-    @property
-    def guard(self) -> str:
-        return session.guard_sql(self.role)
 
     def record(self, duration_ms: int | None) -> str:
         """The session guard, the staged row's check, the history written from it, and the

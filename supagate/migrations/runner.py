@@ -134,7 +134,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
             if not plan.pending:
                 progress("Database is up to date: no pending migrations.")
                 return result
-            role, digests = stage(conn, [(m, actor) for m in plan.pending])
+            guard, digests = stage(conn, [(m, actor) for m in plan.pending])
             if observe is not None:
                 observe(conn, None)
             for index, migration in enumerate(plan.pending, 1):
@@ -142,7 +142,7 @@ def migrate(url: str, migrations: list[Migration], options: Options = Options(),
                 progress(f"Applying migration {migration.filename} ({index}/{len(plan.pending)}, "
                          f"{len(migration.statements)} statements"
                          f"{'' if migration.transactional else ', outside a transaction'})...")
-                _apply(conn, RunFile(migration, index, role, digests[index], url), options, gaps, result, progress)
+                _apply(conn, RunFile(migration, index, guard, digests[index], url), options, gaps, result, progress)
                 result.applied.append(migration.version)
                 if observe is not None:
                     observe(conn, migration)
@@ -181,10 +181,10 @@ def down_to(url: str, target: str, options: Options = Options(),
                                                  f"down script of {version}_{row.name}"))
                 except MigrationFileError as exc:
                     raise MigrationError(f"failed to roll back: {exc}") from None
-            role, digests = stage(conn, [(down, "") for down in downs]) if downs else (0, {})
+            guard, digests = stage(conn, [(down, "") for down in downs]) if downs else ("", {})
             for index, down in enumerate(downs, 1):
                 progress(f"Reverting {down.version}_{history[down.version].name}...")
-                _run_file(conn, RunFile(down, index, role, digests[index], url, forget=True), options, progress)
+                _run_file(conn, RunFile(down, index, guard, digests[index], url, forget=True), options, progress)
                 result.reverted.append(down.version)
             return result
 

@@ -80,25 +80,28 @@ def _value(node) -> str:
     return str(val)
 
 
-def guard_sql(role_oid: int) -> str:
+def guard_sql(role_oid: int, schema_oid: int = 0, history_oids: tuple[int, ...] = ()) -> str:
     """A SELECT that fails (a cast error carrying GUARD_MARK and what it saw) when the
     session's lexing settings or identity are not the engine's, or when anything (a trigger,
-    a rule) sits on the history tables, where it would run with every later file's history.
-    It runs last in a file's transaction, after the history rows, before COMMIT."""
+    a rule) sits on the history tables, where it would run with every later file's history,
+    or those tables were replaced. Oids read once per run keep it to index lookups (it runs
+    three times per file)."""
     eq, ne = "OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.<>)"
     setting = "pg_catalog.current_setting('{}')".format
-    # By the catalogs alone: another role may lack USAGE on the schema, and must still fail here.
-    history = ("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace "
-               "WHERE n.nspname {eq} 'supabase_migrations'").format(eq=eq)
+    oids = "'{" + ",".join(str(int(o)) for o in history_oids) + "}'::pg_catalog.oid[]"
     checks = [f"{setting('standard_conforming_strings')} {eq} 'on'",
               f"{setting('client_encoding')} {eq} 'UTF8'",
               f"{setting('backslash_quote')} {ne} 'on'",
               f"current_user {eq} session_user",
               f"(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname {eq} session_user) {eq} "
-              f"CAST({int(role_oid)} AS pg_catalog.oid)",
-              f"NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid {eq} "
-              f"ANY (ARRAY({history})))",
-              f"NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class {eq} ANY (ARRAY({history})))"]
+              f"CAST({int(role_oid)} AS pg_catalog.oid)"]
+    if history_oids:  # by the catalogs alone: another role may lack USAGE on the schema
+        checks += [f"NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid {eq} ANY ({oids}) "
+                   "AND NOT t.tgisinternal)",
+                   f"NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class {eq} ANY ({oids}))",
+                   f"NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace {eq} "
+                   f"CAST({int(schema_oid)} AS pg_catalog.oid) AND c.relname {eq} ANY "
+                   f"('{{schema_migrations,supagate_migrations}}'::pg_catalog.name[]) AND c.oid {ne} ALL ({oids}))"]
     seen = ", ',', ".join([setting("standard_conforming_strings"), setting("client_encoding"),
                           setting("backslash_quote"), "session_user", "current_user"])
     return (f"SELECT CAST(CASE WHEN {' AND '.join(checks)} THEN '0' "
