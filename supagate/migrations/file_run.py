@@ -1,12 +1,13 @@
 """Running one file of a migration run: its query, the session guard, its history row.
 
-A transactional file is one simple-protocol query: BEGIN, its timeouts, its statements as
-written, the history rows, the session guard (session.py) and COMMIT. The server reads the
+A transactional file is one simple-protocol query: BEGIN, the session guard (session.py),
+its timeouts, its statements as written, the guard, the staged row's check, the history
+rows, the guard again, and COMMIT. The server reads the
 whole text at once under the settings the gate read it with. The history values never
 enter SQL text: `stage` sends those of every file of the run as parameters (COPY) into
 pg_temp.supagate_pending before the first file, and each file's query copies its own row
 by number. A file that cannot run in a transaction sends its statements one by one, with
-the guard between them, then its history."""
+the guard before each, then its history."""
 
 from __future__ import annotations
 
@@ -50,9 +51,6 @@ class SkippedStatement:
     text: str
     reason: str
 
-
-# (error, statement) -> why the failure is a gap of the database rather than of the SQL, or None.
-GapRule = Callable[[psycopg.Error, object], "str | None"]
 
 def stage(conn: psycopg.Connection, items: list[tuple[Migration, str]]) -> tuple[str, dict[int, str]]:
     """Check the session reads SQL as the gate does, and send the history values of every
@@ -126,12 +124,11 @@ class RunFile:
         return MigrationError(session.explain(self.where, self.migration, seen, transactional), file=self.where)
 
     def check_session(self, conn) -> None:
-        """The guard on its own (between statements sent one by one)."""
+        """The guard on its own, between statements sent one by one."""
         try:
             conn.execute(self.guard)
         except psycopg.Error as exc:
-            rollback(conn)
-            raise self.session_error(exc, False) or MigrationError(
+            raise self.session_error(exc, self.migration.transactional) or MigrationError(
                 f"failed to apply {self.where}: {exc}") from None
 
 
@@ -151,7 +148,7 @@ def run_skipping_gaps(conn, file: RunFile, options: Options, gaps: GapRule):
         for key in ("lock_timeout", "statement_timeout"):
             value = getattr(migration, key) or getattr(options, key)
             conn.execute(f"SET {'LOCAL ' if migration.transactional else ''}{key} = '{value}'")
-        conn.execute(file.guard)
+        file.check_session(conn)
         for number, statement in runnable(migration):
             try:
                 with atomic():
@@ -162,10 +159,7 @@ def run_skipping_gaps(conn, file: RunFile, options: Options, gaps: GapRule):
                     raise statement_error(conn, migration, number, statement, exc, file.url,
                                           migration.transactional) from None
                 skipped.append(SkippedStatement(file.where, statement.line, statement.text, reason))
-            try:
-                conn.execute(file.guard)
-            except psycopg.Error as exc:
-                raise file.session_error(exc, True) or MigrationError(f"failed to apply {file.where}: {exc}") from None
+            file.check_session(conn)
         with conn.transaction():
             conn.execute(file.record(int((time.monotonic() - started) * 1000)))
     return skipped

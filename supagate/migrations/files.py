@@ -141,14 +141,14 @@ _SESSION = re.compile(r"(set|reset)\b", re.IGNORECASE)
 
 
 def _session_or_statement(text: str) -> str:
-    return "session" if _SESSION.match(_strip_comments(text).lstrip()) else "statement"
+    return "session" if _SESSION.match(strip_leading_comments(text).lstrip()) else "statement"
 
 
 def _is_comment_only(text: str) -> bool:
-    return not _strip_comments(text).strip()
+    return not strip_leading_comments(text).strip()
 
 
-def _strip_comments(text: str) -> str:
+def strip_leading_comments(text: str) -> str:
     # Only leading comments matter for classification.
     while True:
         stripped = text.lstrip()
@@ -163,7 +163,7 @@ def _strip_comments(text: str) -> str:
 
 
 def _head(text: str) -> str:
-    line = _strip_comments(text).strip().splitlines()[0]
+    line = strip_leading_comments(text).strip().splitlines()[0]
     return line if len(line) <= 60 else line[:57] + "..."
 
 

@@ -12,11 +12,12 @@ would make the next files' objects someone else's. So:
 - a file that sets them, or the role, visibly (`SET ...`, `SET SESSION AUTHORIZATION`) is
   refused when the files are loaded, naming the file and line (`refusal`); setting them to
   the values they already have (the header of `supabase db pull`) is fine;
-- whatever a file did dynamically (`set_config`, `EXECUTE`, a function) is caught by the
-  guard: one SELECT after the file's statements, inside its transaction, that fails the
-  file when the session is not as it started (`guard_sql`). The file then rolls back and
-  nothing of it is recorded. Outside a transaction the guard runs after every statement,
-  before the next is sent.
+- whatever a file did dynamically (`set_config`, `EXECUTE`, a function, a trigger) is
+  caught by the guard (`guard_sql`), a SELECT that fails the file when the session is not
+  as it started: it opens each file's query (a deferred trigger may act at the previous
+  COMMIT) and runs again before and after the history rows, inside the file's transaction,
+  so the file rolls back and nothing of it is recorded. Outside a transaction it runs
+  before every statement.
 
 The guard names only pg_catalog objects and operators (`OPERATOR(pg_catalog.=)`), so a
 search_path a migration set cannot swap them for its own.

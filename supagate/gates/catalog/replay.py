@@ -15,8 +15,9 @@ import pglast
 from supagate.findings import Finding
 from supagate.gates.catalog.code_bodies import CodeScan
 from supagate.gates.catalog.model import API_ROLES, DEFAULT_EXPOSED_SCHEMAS, Catalog, Function, Policy, Relation, Where
-from supagate.gates.catalog.nodes import (apply_grant, reads_a_column, deparse, enum, function_body, function_key, leading_lines, option_true,
-                                          reads_auth_users, references_auth_users, role_names, sets_search_path)
+from supagate.gates.catalog.nodes import (apply_grant, deparse, enum, function_body, function_key, leading_lines,
+                                          option_true, reads_a_column, reads_auth_users, references_auth_users,
+                                          role_names, sets_search_path)
 from supagate.gates.markers import Markers, read_markers
 from supagate.gates.registry import RULES
 from supagate.gates.rules import destructive_unapproved, index_not_concurrent

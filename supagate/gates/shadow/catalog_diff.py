@@ -23,10 +23,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from supagate.gates.shadow.probes import PROBE_SCHEMA
+from supagate.gates.shadow.quiet_files import SCHEMA as WATCH_SCHEMA
+
 
 API_ROLES = ("anon", "authenticated", "public")
-_SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", "supagate_probe",
-                 "supagate_watch")
+# The shadow's own helpers: never the migrations' objects, never their losses.
+OWN_SCHEMAS = (PROBE_SCHEMA, WATCH_SCHEMA)
+_SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "supabase_migrations", *OWN_SCHEMAS)
 _SCOPE = ("n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
           .format(", ".join(f"'{s}'" for s in _SKIP_SCHEMAS)))
 _NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass "
@@ -35,7 +39,7 @@ _NOT_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cat
 # Supabase's own schemas: their functions are the platform's, not the migrations'.
 _PLATFORM = ("pg_catalog", "information_schema", "extensions", "auth", "storage", "graphql", "graphql_public",
              "realtime", "vault", "pgsodium", "pgsodium_masks", "net", "cron", "supabase_functions", "pgbouncer",
-             "supabase_migrations", "supagate_probe", "supagate_watch", "pgmq", "_realtime")
+             "supabase_migrations", "pgmq", "_realtime", *OWN_SCHEMAS)
 
 # Raw catalog values (oids, ACL text, type ids, expression trees): naming them costs more
 # than the whole snapshot, so that is done only for what changed (see `diff`). Each entry:

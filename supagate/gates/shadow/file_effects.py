@@ -14,11 +14,9 @@ from supagate.gates.catalog.nodes import walk
 from supagate.gates.shadow import quiet_files
 from supagate.gates.shadow.catalog_diff import Change, Snapshot, diff, merge, results, snapshot
 from supagate.gates.shadow.statement_log import data_losses, log_problem, read_log, reset_log
-from supagate.migrations.files import Migration
+from supagate.migrations.files import Migration, strip_leading_comments
 
 _RUNS_CODE = re.compile(r"^\s*(do|call|select|perform|execute|with|insert|update|delete)\b", re.IGNORECASE)
-
-
 _ROUTINE = re.compile(r"create\s+(?:or\s+replace\s+)?(?:function|procedure)\s+([\w$.\"]+)", re.IGNORECASE)
 
 
@@ -31,26 +29,22 @@ def statement_line(migration: Migration, names: tuple[str, ...]) -> int:
     for name in names:
         for index, statement in enumerate(statements):
             if _names(statement.text, name):
-                routine = _ROUTINE.match(_strip_comments(statement.text))
+                routine = _ROUTINE.match(strip_leading_comments(statement.text))
                 if routine:
                     called = routine.group(1).replace('"', "").split(".")[-1]
                     caller = next((s for s in statements[index + 1:] if _names(s.text, called)
-                                   and not _ROUTINE.match(_strip_comments(s.text))), None)
+                                   and not _ROUTINE.match(strip_leading_comments(s.text))), None)
                     if caller is not None:
                         return caller.line
                 return statement.line
     for statement in statements:
-        if _RUNS_CODE.match(_strip_comments(statement.text)):
+        if _RUNS_CODE.match(strip_leading_comments(statement.text)):
             return statement.line
     return statements[0].line if statements else 1
 
 
 def _names(text: str, name: str) -> bool:
     return re.search(r"(?<![\w$])" + re.escape(name) + r"(?![\w$])", text, re.IGNORECASE) is not None
-
-
-def _strip_comments(text: str) -> str:
-    return re.sub(r"^(\s*(--[^\n]*\n|/\*.*?\*/))*", "", text, flags=re.DOTALL)
 
 
 @dataclass
@@ -161,7 +155,6 @@ class CatalogWatch:
         return found
 
 
-# Functions a skipped statement may call without running the app's own code.
 def runs_code(conn, text: str) -> bool:
     """Whether a statement runs code the migrations wrote (a DO block, CALL, or a call of a
     function outside pg_catalog and Supabase's own schemas), so skipping it leaves its

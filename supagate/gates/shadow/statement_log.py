@@ -10,9 +10,7 @@ import re
 import pglast
 
 from supagate.gates.catalog.nodes import reads_a_column, walk
-from supagate.gates.shadow.catalog_diff import Change, Snapshot
-
-OURS = ("supagate_watch", "supagate_probe")
+from supagate.gates.shadow.catalog_diff import OWN_SCHEMAS, Change, Snapshot
 
 # For the shadow's migration session (as a startup option, so a migration's RESET ALL
 # returns to it): nested statements are logged too.
@@ -31,6 +29,7 @@ def reset_log(conn, schema: str) -> tuple:
     conn.execute(f'SELECT "{schema}".pg_stat_statements_reset()')
     return tuple(conn.execute(f'SELECT stats_reset::text, dealloc FROM "{schema}".pg_stat_statements_info').fetchone())
 
+_SETS_THE_LOG = re.compile(r"^\s*(set\s+(local\s+|session\s+)?|reset\s+)pg_stat_statements\.", re.IGNORECASE)
 
 
 def log_problem(queries: list[str]) -> str | None:
@@ -40,9 +39,6 @@ def log_problem(queries: list[str]) -> str | None:
         if _SETS_THE_LOG.search(query):
             return "a statement changed what pg_stat_statements records"
     return None
-
-
-_SETS_THE_LOG = re.compile(r"^\s*(set\s+(local\s+|session\s+)?|reset\s+)pg_stat_statements\.", re.IGNORECASE)
 
 
 def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[Change]:
@@ -77,7 +73,7 @@ def data_losses(queries: list[str], before: Snapshot, after: Snapshot) -> list[C
     found: dict[str, Change] = {}
     for nodes, scheduled in parsed:
         for node, verb, always in _row_losses(nodes):
-            if node.schemaname in OURS:
+            if node.schemaname in OWN_SCHEMAS:
                 continue  # the shadow's own bookkeeping (its event log)
             key = f"{node.schemaname}.{node.relname}" if node.schemaname else bare.get(node.relname)
             unknown = key not in existed and node.relname not in created  # renamed for the occasion
