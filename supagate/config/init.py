@@ -114,7 +114,7 @@ def operations(project: Path) -> tuple[dict, list[str]]:
 
 OPS_DOWN = ("-- Removes supagate's operations schema: alert rules, their state and undelivered notifications,\n"
             "-- flags, rate-limit counters, and the one function it put in public.\n"
-            "drop function if exists public.supagate_hit_rate_limit(text, text);\n"
+            "drop function if exists public.supagate_hit_rate_limit(text, text, text);\n"
             "drop schema if exists ops cascade;\n")
 
 

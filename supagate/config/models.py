@@ -348,7 +348,8 @@ class Settings(_Model):
                             f"'functionSecrets.{missing[0]}' VALUE)")
         for name, channel in self.alerts.channels.items():
             for key in (channel.secret, channel.sign_with):
-                if key and key not in self.alert_secrets:
+                # An empty value is no value: an empty HMAC key would sign every alert with ''.
+                if key and not (key in self.alert_secrets and self.alert_secrets[key].get_secret_value()):
                     problems.append(f"alerts.channels.{name} uses {key} but alertSecrets has no value for it "
                                     f"(pulumi config set --secret --path 'alertSecrets.{key}' VALUE)")
         rule_names = {r["name"] for r in self.alert_rules()} if any(f.guards for f in self.feature_flags.values()) \

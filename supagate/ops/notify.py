@@ -5,9 +5,13 @@ The contract any sender keeps (this one runs in the health workflow; on Supabase
 sender can keep the same one):
 - a row is delivered at most once per idempotency key: the key travels as the
   `Idempotency-Key` header, so a receiver dedupes a retry whose acknowledgement was lost;
-- a webhook body is the row's payload as JSON, signed `X-Supagate-Signature:
-  sha256=<hex HMAC-SHA256 of the exact body>` with the channel's key (Supabase's log drains
-  send unsigned requests; ours can be verified);
+- a webhook body is the row's payload as JSON, signed `X-Supagate-Signature: t=<unix
+  seconds>,v1=<hex HMAC-SHA256 of "<t>." + the exact body>` with the channel's key (the
+  Stripe scheme; Supabase's log drains send unsigned requests). A receiver verifies with
+  `verify()` below or its equal: recompute the HMAC over the raw body, compare in constant
+  time, refuse a `t` more than 5 minutes from its clock, and dedupe on Idempotency-Key, so
+  a captured request cannot be replayed later. A channel whose key is unset or empty is not
+  sent at all (no unsigned or empty-key request ever leaves);
 - 2xx acknowledges (ops.ack_notifications); 429 and 503 retry after `Retry-After` when the
   receiver sends it; other failures retry with exponential backoff (30 s doubling, at most
   1 h); after MAX_ATTEMPTS the row is given up (next_attempt_at = infinity) and stays
@@ -20,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -30,6 +36,8 @@ from supagate.secrets import redact
 
 MAX_ATTEMPTS = 10
 RETRY_STATUSES = {429, 503}
+SIGNATURE_HEADER = "X-Supagate-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
 
 
 @dataclass
@@ -41,8 +49,25 @@ class DrainResult:
     log: list[str] = field(default_factory=list)
 
 
-def sign(key: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+def _mac(key: str, stamp: int, body: bytes) -> str:
+    return hmac.new(key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(key: str, body: bytes, stamp: int) -> str:
+    """The signature header's value for `body` sent at unix time `stamp`."""
+    if not key:
+        raise ValueError("refusing to sign a webhook with an empty key")
+    return f"t={stamp},v1={_mac(key, stamp, body)}"
+
+
+def verify(key: str, header: str | None, body: bytes, now: float,
+           tolerance: int = SIGNATURE_TOLERANCE_SECONDS) -> bool:
+    """What a receiver runs: the header signs this exact body, with this key, within
+    `tolerance` seconds of `now`."""
+    match = re.fullmatch(r"t=(\d{1,12}),v1=([0-9a-f]{64})", (header or "").strip())
+    if not key or not match or abs(now - int(match.group(1))) > tolerance:
+        return False
+    return hmac.compare_digest(_mac(key, int(match.group(1)), body), match.group(2))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -85,9 +110,11 @@ def _message(row: dict[str, Any], channel_type: str) -> bytes:
 
 
 def drain(conn, channels: dict[str, Any], secrets: dict[str, str], at: datetime | None = None,
-          post: Callable[..., Any] | None = None, timeout: float = 10.0) -> DrainResult:
+          post: Callable[..., Any] | None = None, timeout: float = 10.0,
+          clock: Callable[[], float] = time.time) -> DrainResult:
     """Send every due, undelivered notification once. `channels` are the stack's
-    (config.operations.AlertChannel by name), `secrets` the alertSecrets values."""
+    (config.operations.AlertChannel by name), `secrets` the alertSecrets values; `at` is
+    the outbox's time (what is due), `clock` the signatures' (when it is sent)."""
     import httpx
 
     result = DrainResult()
@@ -111,11 +138,15 @@ def drain(conn, channels: dict[str, Any], secrets: dict[str, str], at: datetime 
             if not url:
                 _failed(conn, result, id_, attempts, now, f"alertSecrets.{channel.secret} is empty", None)
                 continue
+            if channel.sign_with and not secrets.get(channel.sign_with):
+                _failed(conn, result, id_, attempts, now, f"alertSecrets.{channel.sign_with} (the signing key of "
+                        f"channel {channel_name}) is empty: not sent, since the receiver could not trust it", None)
+                continue
             body = _message(row, channel.type)
             headers = {"Content-Type": "application/json", "Idempotency-Key": key,
                        "User-Agent": "supagate-alerts"}
             if channel.sign_with:
-                headers["X-Supagate-Signature"] = sign(secrets.get(channel.sign_with, ""), body)
+                headers[SIGNATURE_HEADER] = sign(secrets[channel.sign_with], body, int(clock()))
             try:
                 response = send(url, content=body, headers=headers)
             except Exception as exc:  # connection refused, timeout, TLS: retried

@@ -1,12 +1,14 @@
-"""The notification outbox against a loopback receiver: the payload and its HMAC, one
-Idempotency-Key across retries so the receiver dedupes, backoff after a 500, Retry-After
-after a 429, giving up after MAX_ATTEMPTS; and no URL or key in any log line, error or row."""
+"""The notification outbox against a loopback receiver: the payload and its timestamped
+HMAC, one Idempotency-Key across retries so the receiver dedupes, backoff after a 500,
+Retry-After after a 429, giving up after MAX_ATTEMPTS; no URL or key in any log line, error
+or row; and no request at all when the signing key is unset."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -102,8 +104,12 @@ def test_signed_delivery_with_retries_backoff_and_retry_after(ops_url, receiver)
     assert len(receiver.requests) == 3 and len(keys) == 1  # one key across the retries
     assert receiver.accepted == {keys.pop(): 1}
     for request in receiver.requests:
-        expected = "sha256=" + hmac.new(HMAC_KEY.encode(), request["body"], hashlib.sha256).hexdigest()
-        assert request["headers"]["X-Supagate-Signature"] == expected
+        header = request["headers"]["X-Supagate-Signature"]
+        stamp = int(header.split(",")[0].removeprefix("t="))
+        assert abs(stamp - time.time()) < 60  # the time it was sent, not the outbox's clock
+        expected = hmac.new(HMAC_KEY.encode(), f"{stamp}.".encode() + request["body"], hashlib.sha256).hexdigest()
+        assert header == f"t={stamp},v1={expected}"
+        assert notify.verify(HMAC_KEY, header, request["body"], now=time.time())
         payload = json.loads(request["body"])
         assert payload["rule"] == "hook-retries" and payload["event"] == "firing" and payload["value"] == 1
         assert request["path"] == PATH_TOKEN
@@ -158,3 +164,47 @@ def test_a_secret_echoed_in_an_exception_is_redacted(ops_url):
     assert result.retrying and "Invalid URL" in error
     for text in (error, *result.log):
         assert url not in text and PATH_TOKEN not in text
+
+
+def test_a_signature_is_good_for_its_body_and_five_minutes_only():
+    """Attack: `sha256=<HMAC of the body>` carried no time, so a captured alert could be
+    replayed to the receiver forever. The signed text starts with the send time now."""
+    body = b'{"rule":"x","event":"firing"}'
+    header = notify.sign(HMAC_KEY, body, 1_900_000_000)
+    assert notify.verify(HMAC_KEY, header, body, now=1_900_000_000 + 300)  # the safe twin
+    assert not notify.verify(HMAC_KEY, header, body, now=1_900_000_000 + 301)  # the replay, later
+    assert not notify.verify(HMAC_KEY, header, body.replace(b"firing", b"resolved"), now=1_900_000_000)
+    assert not notify.verify(HMAC_KEY, header.replace("t=1900000000", "t=1900000299"), body, now=1_900_000_000)
+    assert not notify.verify(HMAC_KEY, "sha256=" + header.split("v1=")[1], body, now=1_900_000_000)
+    assert not notify.verify("", header, body, now=1_900_000_000)
+
+
+def test_an_unset_signing_key_sends_nothing_and_names_the_key(ops_url, receiver):
+    """Attack: an empty signWith secret signed with the empty key, which anyone can forge.
+    Now the settings refuse it, `sign` refuses it, and the sender sends nothing."""
+    from supagate.config.loading import SettingsError, load_settings
+
+    values = {"tier": "staging", "projectRef": "a" * 20,
+              "alerts": {"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL", "signWith": "HOOK_HMAC"}}},
+              "alertSecrets": {"HOOK_URL": "https://hooks.example.com/x", "HOOK_HMAC": ""}}
+    with pytest.raises(SettingsError) as failure:
+        load_settings("staging", values, "Pulumi.staging.yaml")
+    assert "alerts.channels.hook uses HOOK_HMAC but alertSecrets has no value" in str(failure.value)
+    assert "--path 'alertSecrets.HOOK_HMAC'" in str(failure.value)
+    with pytest.raises(ValueError, match="empty key"):
+        notify.sign("", b"{}", 1)
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("delete from ops.notifications")
+        _fire(conn, "hook-unsigned", ["hook"], AT)
+        for hours, missing in enumerate(({"HOOK_URL": receiver.url}, {"HOOK_URL": receiver.url, "HOOK_HMAC": ""})):
+            result = notify.drain(conn, _channels(), missing, at=AT + timedelta(hours=hours))
+            assert result.retrying and not result.delivered
+        (_, attempts, _, error), = _undelivered(conn, "hook-unsigned")
+        assert attempts == 2 and error.startswith("alertSecrets.HOOK_HMAC (the signing key of channel hook) is empty")
+        assert receiver.requests == []
+        # The safe twin: with the key set, the same row goes out signed.
+        done = notify.drain(conn, _channels(), {"HOOK_URL": receiver.url, "HOOK_HMAC": HMAC_KEY},
+                            at=AT + timedelta(hours=2))
+    assert done.delivered and len(receiver.requests) == 1
+    sent = receiver.requests[0]
+    assert notify.verify(HMAC_KEY, sent["headers"]["X-Supagate-Signature"], sent["body"], now=time.time())

@@ -1,7 +1,8 @@
 """Rate limits that hold across isolates, and the probe that proves it after a deploy: the
-SQL counter under 20 concurrent sessions; the shared Deno helper served by real `deno` on
-loopback (its Data API call answered by a PostgREST-shaped shim over the embedded
-database) passes the probe, which spends no real caller's quota; an in-memory limiter in
+SQL counter under 20 concurrent sessions; the shared Deno helper served by real `deno`
+behind a gateway that appends the client's address (tests/ops/edge_gateway.py) passes the
+probe, which spends no real caller's quota; a probe header binds one request to one
+function and method (replayed, or sent elsewhere, it buys nothing); an in-memory limiter in
 two processes behind a round-robin proxy, a 429 without Retry-After, a 500 instead of a
 429 and an off-by-one limit each fail it."""
 
@@ -18,23 +19,20 @@ import psycopg
 import pytest
 
 from supagate.delivery.rate_probe import probe, probe_header
-from tests.conftest import ROOT
 from tests.loopback import LoopbackServer, QuietHandler, serve_deno
+from tests.ops.edge_gateway import PROBE_SECRET, client, counters, edge, policy
 
-SERVICE_KEY = "service-role-key-for-tests"
-PROBE_SECRET = "probe-secret-7f3a"
 LIMIT, WINDOW = 5, 60
 
 
-def _policy(url: str, function: str, limit: int = LIMIT, window: int = WINDOW) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("insert into ops.rate_limit_policies (function, max_requests, window_seconds, probe) "
-                     "values (%s, %s, %s, true) on conflict (function) do update set max_requests = excluded.max_requests,"
-                     " window_seconds = excluded.window_seconds", (function, limit, window))
+@pytest.fixture(scope="module")
+def functions_url(ops_cluster, tmp_path_factory):
+    with edge(ops_cluster.url, tmp_path_factory.mktemp("edge")) as url:
+        yield url
 
 
 def test_the_counter_is_atomic_across_sessions(ops_url):
-    _policy(ops_url, "atomic-fn", limit=7)
+    policy(ops_url, "atomic-fn", limit=7)
 
     def one(_):
         with psycopg.connect(ops_url, autocommit=True) as conn:
@@ -43,34 +41,10 @@ def test_the_counter_is_atomic_across_sessions(ops_url):
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(one, range(20)))
     assert answers.count(True) == 7
+    with psycopg.connect(ops_url) as conn:  # 20 racing first hits of one key hold one place of the window
+        assert conn.execute("select keys from ops.rate_windows where function = 'atomic-fn'").fetchone() == (1,)
 
 
-def postgrest_shim(db_url: str) -> LoopbackServer:
-    """/rest/v1/rpc/supagate_hit_rate_limit as PostgREST answers it, for the service key only."""
-    class Handler(QuietHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if self.path != "/rest/v1/rpc/supagate_hit_rate_limit" or self.headers.get("apikey") != SERVICE_KEY:
-                self.send_response(401)
-                self.end_headers()
-                return
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                row = conn.execute("select allowed, remaining, reset_at, max_requests, window_seconds "
-                                   "from public.supagate_hit_rate_limit(%s, %s)",
-                                   (body["p_function"], body["p_subject"])).fetchone()
-            self.send_json(200, [{"allowed": row[0], "remaining": row[1], "reset_at": row[2].isoformat(),
-                                  "max_requests": row[3], "window_seconds": row[4]}])
-
-    return LoopbackServer(Handler)
-
-
-SHARED = """import { rateLimit } from "%s";
-Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen() {} }, async (req) => {
-  const limited = await rateLimit(req, "probe-fn");
-  if (limited instanceof Response) return limited;
-  return new Response("ok", { status: 202, headers: limited });
-});
-"""
 IN_MEMORY = """// The limiter users write first: a Map in this isolate's memory.
 const counts = new Map<string, number>();
 Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen() {} }, (req) => {
@@ -83,42 +57,67 @@ Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen
 """
 
 
-def test_the_shared_helper_passes_the_probe_and_spares_real_callers(ops_url, tmp_path):
-    _policy(ops_url, "probe-fn")
-    shim = postgrest_shim(ops_url)
-    env = {"SUPABASE_URL": shim.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY, "RATE_LIMIT_PROBE_SECRET": PROBE_SECRET}
-    proc, url = serve_deno(tmp_path, SHARED % (ROOT / "supagate" / "ops" / "deno" / "rate_limit.ts").as_uri(), env,
-                           "shared")
-    try:
-        real = httpx.post(url, headers={"x-forwarded-for": "203.0.113.9"})
+def test_the_shared_helper_passes_the_probe_and_spares_real_callers(ops_url, functions_url):
+    policy(ops_url, "probe-fn", LIMIT)
+    with client("127.0.0.1") as caller:
+        real = caller.post(f"{functions_url}/probe-fn")
         assert real.status_code == 202 and real.headers["ratelimit-policy"] == '"default";q=5;w=60'
         # A forged probe header is ignored: it counts against the caller's own address.
-        forged = httpx.post(url, headers={"x-forwarded-for": "203.0.113.9",
-                                          "X-Supagate-Probe": probe_header("wrong-secret", "abcdef0123", time.time())})
+        forged = caller.post(f"{functions_url}/probe-fn",
+                             headers={"X-Supagate-Probe": probe_header("wrong-secret", "probe-fn", "abcdef0123",
+                                                                       time.time())})
         assert forged.status_code == 202
-        result = probe(url, "probe-fn", LIMIT, WINDOW, PROBE_SECRET, concurrency=3, db_url=ops_url)
-    finally:
-        proc.kill()
-        shim.close()
-    assert result.ok, result.problems
+    # The real caller's two requests, under the address the gateway saw.
+    assert counters(ops_url, "probe-fn") == {"probe-fn:ip:127.0.0.1": 2}
+    result = probe(f"{functions_url}/probe-fn", "probe-fn", LIMIT, WINDOW, PROBE_SECRET, concurrency=3, db_url=ops_url)
+    assert result.ok, (result.problems, result.log)
     assert result.requests <= 2 * LIMIT + 3 + 1 + 2  # bounded (+2 if a window boundary forced a restart)
-    with psycopg.connect(ops_url, autocommit=True) as conn:
-        keys = dict(conn.execute("select key, sum(request_count) from ops.rate_counters where key like 'probe-fn:%' "
-                                 "group by key").fetchall())
-    assert keys == {"probe-fn:ip:203.0.113.9": 2}  # the real caller's two requests; the probe's rows are gone
+    # The probe's rows are gone; the caller's stay, unless the probe waited for a new window
+    # (whose first key clears the ended ones).
+    waited = any("waiting" in line for line in result.log)
+    assert counters(ops_url, "probe-fn") == ({} if waited else {"probe-fn:ip:127.0.0.1": 2})
+
+
+def test_a_probe_header_is_good_once_on_its_own_function_and_method(ops_url, functions_url):
+    """Attack: a probe header captured from a log was good for 60 s on any function, as
+    often as one liked. Now the signature covers function, method, nonce and time: a replay
+    is refused (429) in every isolate, and a header signed for another function or method
+    buys nothing (the request counts against the sender's own address)."""
+    for fn in ("bound-a", "bound-b"):
+        policy(ops_url, fn, limit=3)
+    header = probe_header(PROBE_SECRET, "bound-a", "run0000001", time.time())
+    with client("127.0.0.4") as attacker:
+        first = attacker.post(f"{functions_url}/bound-a", headers={"X-Supagate-Probe": header})
+        replays = [attacker.post(f"{functions_url}/bound-a", headers={"X-Supagate-Probe": header}).status_code
+                   for _ in range(3)]
+        elsewhere = attacker.post(f"{functions_url}/bound-b", headers={"X-Supagate-Probe": header})
+        as_get = attacker.get(f"{functions_url}/bound-a", headers={
+            "X-Supagate-Probe": probe_header(PROBE_SECRET, "bound-a", "run0000001", time.time(), method="POST")})
+        stale = attacker.post(f"{functions_url}/bound-a", headers={
+            "X-Supagate-Probe": probe_header(PROBE_SECRET, "bound-a", "run0000001", time.time() - 61)})
+    assert first.status_code == 202 and replays == [429, 429, 429]
+    assert elsewhere.status_code == 202 and as_get.status_code == 202 and stale.status_code == 202
+    assert counters(ops_url, "bound-a") == {"bound-a:probe:run0000001": 1, "bound-a:ip:127.0.0.4": 2}
+    assert counters(ops_url, "bound-b") == {"bound-b:ip:127.0.0.4": 1}
+    # The safe twin: fresh headers of the same run each count once under the run's key.
+    with client("127.0.0.4") as prober:
+        fresh = [prober.post(f"{functions_url}/bound-a", headers={
+            "X-Supagate-Probe": probe_header(PROBE_SECRET, "bound-a", "run0000001", time.time())}).status_code
+            for _ in range(3)]
+    assert fresh == [202, 202, 429]  # the run's quota: 3, one spent above
 
 
 def test_a_phase_restarted_at_a_window_boundary_leaves_no_probe_rows(ops_url):
     """The first answer says the window ends in 2 s: the probe waits, starts over under a
-    new nonce, and still deletes the abandoned nonce's counter row (it once stayed)."""
-    _policy(ops_url, "boundary-fn")
+    new run, and still deletes the abandoned run's counter row (it once stayed)."""
+    policy(ops_url, "boundary-fn", LIMIT)
     waits, answers = [], itertools.count()
 
     def post(url, headers, content):  # the function's counting, straight against ops.hit_rate_limit
-        nonce = headers["X-Supagate-Probe"].split(".")[0]
+        run, nonce = headers["X-Supagate-Probe"].split(".")[:2]
         with psycopg.connect(ops_url, autocommit=True) as conn:
             allowed, remaining, reset_at, _, window = conn.execute(
-                "select * from ops.hit_rate_limit('boundary-fn', %s)", (f"probe:{nonce}",)).fetchone()
+                "select * from ops.hit_rate_limit('boundary-fn', %s, %s)", (f"probe:{run}", nonce)).fetchone()
         left = 2 if next(answers) == 0 else window
         return httpx.Response(202 if allowed else 429, headers={
             "RateLimit": f'"default";r={remaining};t={left}', **({} if allowed else {"Retry-After": str(left)})})
@@ -194,28 +193,19 @@ def test_broken_limiters_fail_the_probe(mode, phase):
         assert any(p.startswith("phase 3:") and "6 allowed instead of 5" in p for p in result.problems)
 
 
-def test_verify_rate_limit_proves_the_stacks_limit(ops_url, tmp_path):
+def test_verify_rate_limit_proves_the_stacks_limit(ops_url, functions_url):
     """The command the deploy runs: the test app's staging stack declares webhook-terra at
     100 per minute with probe: true; the function is served locally and found by --functions-url."""
     from tests.cli.test_cli import supagate
     from tests.conftest import APP
 
-    _policy(ops_url, "webhook-terra", limit=100, window=60)
-    shim = postgrest_shim(ops_url)
-    env = {"SUPABASE_URL": shim.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY, "RATE_LIMIT_PROBE_SECRET": PROBE_SECRET}
-    source = (SHARED % (ROOT / "supagate" / "ops" / "deno" / "rate_limit.ts").as_uri()).replace('"probe-fn"',
-                                                                                                '"webhook-terra"')
-    proc, url = serve_deno(tmp_path, source, env, "terra")
-    try:
-        done = supagate("verify", "--stack", "staging", "--stack-file", str(APP / "Pulumi.staging.yaml"),
-                        "--no-health", "--rate-limit", "--functions-url", url, "--format", "json",
-                        env={"SUPABASE_DB_URL": ops_url, "RATE_LIMIT_PROBE_SECRET": PROBE_SECRET})
-        missing = supagate("verify", "--stack", "staging", "--stack-file", str(APP / "Pulumi.staging.yaml"),
-                           "--no-health", "--rate-limit", "--functions-url", url,
-                           env={"SUPABASE_DB_URL": ops_url, "RATE_LIMIT_PROBE_SECRET": ""})
-    finally:
-        proc.kill()
-        shim.close()
+    policy(ops_url, "webhook-terra", limit=100, window=60)
+    done = supagate("verify", "--stack", "staging", "--stack-file", str(APP / "Pulumi.staging.yaml"),
+                    "--no-health", "--rate-limit", "--functions-url", functions_url, "--format", "json",
+                    env={"SUPABASE_DB_URL": ops_url, "RATE_LIMIT_PROBE_SECRET": PROBE_SECRET})
+    missing = supagate("verify", "--stack", "staging", "--stack-file", str(APP / "Pulumi.staging.yaml"),
+                       "--no-health", "--rate-limit", "--functions-url", functions_url,
+                       env={"SUPABASE_DB_URL": ops_url, "RATE_LIMIT_PROBE_SECRET": ""})
     check = next(c for c in json.loads(done.stdout)["checks"] if c["check"] == "rate-limit:webhook-terra")
     assert check["ok"] is True and "100 per 60 s holds" in check["detail"]
     assert missing.returncode == 2 and "needs RATE_LIMIT_PROBE_SECRET" in missing.stderr

@@ -1,28 +1,83 @@
 // Rate limiting for edge functions, shared by every isolate: the counter lives in Postgres
 // (ops.hit_rate_limit through the Data API's RPC), never in this isolate's memory.
 // Answers 429 with Retry-After and the IETF RateLimit / RateLimit-Policy fields.
-// A request signed by `supagate verify --rate-limit` (X-Supagate-Probe: nonce.unix.hmac,
-// HMAC-SHA256 with RATE_LIMIT_PROBE_SECRET, 60 s validity) counts under its own key, so the
-// probe never spends a real caller's quota; an unsigned or stale probe header is ignored.
+//
+// Whose request it is. X-Forwarded-For is a list the client starts: anything it sends stays
+// on the left, and each proxy on the way APPENDS the address that connected to it. On hosted
+// Supabase the first hop is Cloudflare, which sets CF-Connecting-IP and appends that same
+// address to the right of X-Forwarded-For (developers.cloudflare.com/fundamentals/reference/
+// http-headers; cloudflare/cloudflared#1426 shows "a,b,<visitor>"); locally and self-hosted,
+// Kong appends its peer ($proxy_add_x_forwarded_for, Kong/kong#2202). So the limiter keys on
+// the RIGHTMOST entry, the one the platform wrote; the leftmost is the client's to invent
+// (supabase discussions #34647 and #52040). IPv6 addresses count per /64, the block one
+// host holds. A missing or unreadable address shares the one key `ip:unknown` (fail closed).
+//
+// A request signed by `supagate verify --rate-limit` counts under its run's own key, so the
+// probe never spends a real caller's quota: X-Supagate-Probe: <run>.<nonce>.<unix>.<hmac>,
+// HMAC-SHA256 with RATE_LIMIT_PROBE_SECRET over this function's name, the method, run, nonce
+// and time (60 s validity). A header signed for another function or method, stale, or
+// unsigned is ignored (the request counts under the caller's address); a nonce already
+// spent is refused (429) by the database, in every isolate.
 
 const encoder = new TextEncoder();
+const PROBE_PART = /^[A-Za-z0-9_-]{8,64}$/;
+const PROBE_VALIDITY_SECONDS = 60;
+const UNKNOWN_ADDRESS = "ip:unknown";
 
-async function hmacHex(secret: string, message: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false,
-    ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(message));
-  return Array.from(new Uint8Array(mac)).map((b) => b.toString(16).padStart(2, "0")).join("");
+function groupsOf(ipv6: string): string[] {
+  const [head, tail] = ipv6.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const zeros = tail === undefined ? [] : Array(8 - left.length - right.length).fill("0");
+  return [...left, ...zeros, ...right];
 }
 
-async function probeKey(header: string | null, secret: string | undefined, now: number): Promise<string | null> {
+// The rate-limit subject for one address: `ip:<IPv4>` or `ip:<first 64 bits>::/64`, written
+// the way the WHATWG URL parser writes a host (so 2001:DB8:0::1 and 2001:db8::1 are one key).
+export function addressSubject(entry: string | undefined): string {
+  const raw = (entry ?? "").trim().replace(/^\[(.*)\]$/, "$1");
+  if (!raw || !/^[0-9A-Fa-f.:]+$/.test(raw)) return UNKNOWN_ADDRESS;
+  let host: string;
+  try {
+    host = new URL(raw.includes(":") ? `http://[${raw}]/` : `http://${raw}/`).hostname;
+  } catch (_error) {
+    return UNKNOWN_ADDRESS;
+  }
+  if (!host.startsWith("[")) return /^\d+\.\d+\.\d+\.\d+$/.test(host) && host === raw ? `ip:${host}` : UNKNOWN_ADDRESS;
+  const groups = groupsOf(host.slice(1, -1));
+  if (groups.slice(0, 5).every((g) => g === "0") && groups[5] === "ffff") { // ::ffff:a.b.c.d is IPv4
+    const [hi, lo] = [parseInt(groups[6], 16), parseInt(groups[7], 16)];
+    return `ip:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return `ip:${groups.slice(0, 4).join(":")}::/64`;
+}
+
+// The client's subject from the headers the platform's proxy wrote (see the top of the file).
+export function clientSubject(headers: Headers): string {
+  return addressSubject((headers.get("x-forwarded-for") ?? "").split(",").pop());
+}
+
+// What the probe's HMAC covers; rate_probe.py builds the same text.
+export function probeMessage(fn: string, method: string, run: string, nonce: string, stamp: string): string {
+  return ["supagate-probe-v1", fn, method.toUpperCase(), run, nonce, stamp].join("\n");
+}
+
+async function verifiedProbe(req: Request, fn: string, secret: string | undefined, now: number) {
+  const header = req.headers.get("x-supagate-probe");
   if (!header || !secret) return null;
-  const [nonce, stamp, mac] = header.split(".");
-  if (!nonce || !/^[A-Za-z0-9_-]{8,64}$/.test(nonce) || Math.abs(now - Number(stamp)) > 60) return null;
-  const expected = await hmacHex(secret, `${nonce}.${stamp}`);
-  if (expected.length !== (mac ?? "").length) return null;
-  let diff = 0;
-  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ mac.charCodeAt(i);
-  return diff === 0 ? `probe:${nonce}` : null;
+  const parts = header.split(".");
+  if (parts.length !== 4) return null;
+  const [run, nonce, stamp, mac] = parts;
+  if (!PROBE_PART.test(run) || !PROBE_PART.test(nonce) || !/^\d{1,12}$/.test(stamp) || !/^[0-9a-f]{64}$/.test(mac)) {
+    return null;
+  }
+  if (Math.abs(now - Number(stamp)) > PROBE_VALIDITY_SECONDS) return null;
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false,
+    ["verify"]);
+  const signature = new Uint8Array(mac.match(/../g)!.map((byte) => parseInt(byte, 16)));
+  const valid = await crypto.subtle.verify("HMAC", key, signature,
+    encoder.encode(probeMessage(fn, req.method, run, nonce, stamp)));
+  return valid ? { run, nonce } : null;
 }
 
 export interface RateLimitOptions {
@@ -37,15 +92,14 @@ export async function rateLimit(req: Request, fn: string, options: RateLimitOpti
   const url = options.supabaseUrl ?? Deno.env.get("SUPABASE_URL");
   const key = options.serviceKey ?? Deno.env.get("SUPABASE_SERVICE_ROLE_KEY");
   const now = Math.floor(Date.now() / 1000);
-  const probe = await probeKey(req.headers.get("x-supagate-probe"), Deno.env.get("RATE_LIMIT_PROBE_SECRET"), now);
-  const address = (req.headers.get("x-forwarded-for") ?? "").split(",")[0].trim() || "unknown";
-  const subject = probe ?? options.subject ?? `ip:${address}`;
+  const probe = await verifiedProbe(req, fn, Deno.env.get("RATE_LIMIT_PROBE_SECRET"), now);
+  const subject = probe ? `probe:${probe.run}` : options.subject ?? clientSubject(req.headers);
   let answer: { allowed: boolean; remaining: number; reset_at: string; max_requests: number; window_seconds: number };
   try {
     const response = await fetch(`${url}/rest/v1/rpc/supagate_hit_rate_limit`, {
       method: "POST",
       headers: { "content-type": "application/json", apikey: key ?? "", authorization: `Bearer ${key}` },
-      body: JSON.stringify({ p_function: fn, p_subject: subject }),
+      body: JSON.stringify({ p_function: fn, p_subject: subject, p_nonce: probe?.nonce ?? null }),
     });
     if (!response.ok) throw new Error(`rate limiter answered ${response.status}`);
     [answer] = await response.json();

@@ -507,28 +507,54 @@ $$;
 -- ------------------------------------------------------------------ rate limits
 -- Limits per edge function (supabase:RateLimitPolicy writes them) and one atomic counter per
 -- key and fixed window: every isolate of a function shares it, unlike an in-memory Map.
+-- Keys are `<function>:<subject>`; the subject is the platform-set client address, the user,
+-- or `probe:<run>` for a signed `supagate verify --rate-limit` request.
 create table ops.rate_limit_policies (
   function text primary key,
   max_requests integer not null check (max_requests > 0),
   window_seconds integer not null check (window_seconds between 1 and 86400),
   key_by text not null default 'ip' check (key_by in ('ip', 'user')),
-  probe boolean not null default false
+  probe boolean not null default false,
+  -- Distinct keys one window may hold: a flood of new addresses cannot grow the table past
+  -- it. At the cap a key the window has not seen yet is refused (429) until the window ends;
+  -- keys already counted keep their quota.
+  max_keys integer not null default 10000 check (max_keys > 0)
 );
 
 create table ops.rate_counters (
   key text not null,
   window_start timestamptz not null,
   request_count integer not null default 0,
+  function text generated always as (split_part(key, ':', 1)) stored,
   primary key (key, window_start)
 );
+create index rate_counters_function_window on ops.rate_counters (function, window_start);
 
-create function ops.hit_rate_limit(p_function text, p_subject text)
+-- How many keys each function's window holds: the cap costs one row, not a count(*).
+create table ops.rate_windows (
+  function text not null,
+  window_start timestamptz not null,
+  keys integer not null check (keys >= 0),
+  primary key (function, window_start)
+);
+
+-- Probe nonces already spent: a signed probe request is good once (a replay gets 429). Kept
+-- ten minutes, well past the probe's 60 s validity plus any clock skew.
+create table ops.rate_probe_nonces (
+  nonce text primary key,
+  used_at timestamptz not null default clock_timestamp()
+);
+
+create function ops.hit_rate_limit(p_function text, p_subject text, p_nonce text default null)
 returns table (allowed boolean, remaining integer, reset_at timestamptz, max_requests integer, window_seconds integer)
 language plpgsql security definer set search_path = '' as $$
 declare
   policy ops.rate_limit_policies;
   started timestamptz;
+  counter_key text := p_function || ':' || coalesce(p_subject, 'anonymous');
   counted integer;
+  taken integer;
+  fresh boolean := true;
 begin
   select * into policy from ops.rate_limit_policies p where p.function = p_function;
   if not found then
@@ -537,12 +563,37 @@ begin
   end if;
   started := to_timestamp(floor(extract(epoch from clock_timestamp()) / policy.window_seconds)
                           * policy.window_seconds);
-  insert into ops.rate_counters as c (key, window_start, request_count)
-  values (p_function || ':' || coalesce(p_subject, 'anonymous'), started, 1)
-  on conflict (key, window_start) do update set request_count = c.request_count + 1
-  returning c.request_count into counted;
-  allowed := counted <= policy.max_requests;
-  remaining := greatest(policy.max_requests - counted, 0);
+  if p_nonce is not null then
+    delete from ops.rate_probe_nonces n where n.used_at < clock_timestamp() - interval '10 minutes';
+    insert into ops.rate_probe_nonces (nonce) values (p_nonce) on conflict do nothing;
+    fresh := found;
+  end if;
+  if fresh then
+    update ops.rate_counters c set request_count = c.request_count + 1
+     where c.key = counter_key and c.window_start = started
+    returning c.request_count into counted;
+    if counted is null then
+      -- A key this window has not seen: take one of its max_keys places, or be refused.
+      insert into ops.rate_windows as w (function, window_start, keys) values (p_function, started, 1)
+      on conflict (function, window_start) do update set keys = w.keys + 1 where w.keys < policy.max_keys
+      returning w.keys into taken;
+      if taken = 1 then  -- the window's first key: the function's earlier windows are over
+        delete from ops.rate_counters c where c.function = p_function and c.window_start < started;
+        delete from ops.rate_windows w where w.function = p_function and w.window_start < started;
+      end if;
+      if taken is not null then
+        insert into ops.rate_counters as c (key, window_start, request_count) values (counter_key, started, 1)
+        on conflict (key, window_start) do update set request_count = c.request_count + 1
+        returning c.request_count into counted;
+        if counted > 1 then  -- another session counted this key first: give the place back
+          update ops.rate_windows w set keys = w.keys - 1 where w.function = p_function and w.window_start = started;
+        end if;
+      end if;
+    end if;
+  end if;
+  -- A spent nonce, or a new key over the cap: refused without counting.
+  allowed := coalesce(counted <= policy.max_requests, false);
+  remaining := greatest(policy.max_requests - coalesce(counted, policy.max_requests), 0);
   reset_at := started + make_interval(secs => policy.window_seconds);
   max_requests := policy.max_requests;
   window_seconds := policy.window_seconds;
@@ -551,13 +602,13 @@ end;
 $$;
 
 -- What edge functions call through the Data API (service role only): the limiter's RPC.
-create function public.supagate_hit_rate_limit(p_function text, p_subject text)
+create function public.supagate_hit_rate_limit(p_function text, p_subject text, p_nonce text default null)
 returns table (allowed boolean, remaining integer, reset_at timestamptz, max_requests integer, window_seconds integer)
 language sql security definer set search_path = '' as $$
-  select * from ops.hit_rate_limit(p_function, p_subject)
+  select * from ops.hit_rate_limit(p_function, p_subject, p_nonce)
 $$;
-revoke execute on function public.supagate_hit_rate_limit(text, text) from public, anon, authenticated;
-grant execute on function public.supagate_hit_rate_limit(text, text) to service_role;
+revoke execute on function public.supagate_hit_rate_limit(text, text, text) from public, anon, authenticated;
+grant execute on function public.supagate_hit_rate_limit(text, text, text) to service_role;
 
 -- ------------------------------------------------------------------ feature flags
 -- Flags with staged rollouts (supabase:FeatureFlag writes them through ops.apply_flag) and
