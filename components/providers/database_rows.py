@@ -15,10 +15,16 @@ from supagate.secrets import redact
 def connected(props: dict[str, Any], work: Callable):
     from supagate.postgres.connect import connect
 
-    url = props["db_url"]
-    try:
-        with connect(url) as conn:
+    def run():
+        with connect(props["db_url"]) as conn:
             return work(conn)
+
+    return redacted(props["db_url"], run)
+
+
+def redacted(url: str, work: Callable):
+    try:
+        return work()
     except Exception as exc:
         # Never let the connection string reach the engine's logs.
         raise Exception(redact(str(exc), url)) from None

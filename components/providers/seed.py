@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, Resource
 
-from components.providers.database_rows import NamedRowProvider, connected
+from components.providers.database_rows import NamedRowProvider, connected, redacted
 from supagate.offline.resource_types import engine_values
 
 
@@ -54,7 +54,7 @@ class SeedProvider(NamedRowProvider):
         from supagate.ops import seeds
 
         files = [seeds.SeedFile(f["path"], f["sql"]) for f in props.get("files") or []]
-        return connected(props, lambda conn: {**props, "ran": seeds.apply(conn, files), "drift": []})
+        return redacted(props["db_url"], lambda: {**props, "ran": seeds.apply(props["db_url"], files), "drift": []})
 
     @engine_values
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -28,7 +28,7 @@ def run(args) -> int:
     err("Starting a throwaway PostgreSQL 15 shaped like a hosted Supabase project...")
     with EmbeddedPostgres() as pg:
         err(f"  ready on 127.0.0.1:{pg.port} in {time.monotonic() - started:.1f} s")
-        report = run_app_tests(pg.url, root, progress=err)
+        report = run_app_tests(pg.url, root, progress=err, own_database=True)
     if args.format == "json":
         emit_json({**report.to_json(), "seconds": round(time.monotonic() - started, 2)})
     err("")

@@ -114,7 +114,7 @@ def watch(args) -> int:
     max_age = next((r["threshold"] for r in rules if r["kind"] == "schedulerHeartbeat"), 180.0)
     with connect(db_url(args)) as conn:
         require_ops(conn)
-        conn.execute("select ops.ack_notifications('{}')")  # the check-in externalWatch rules read
+        conn.execute("select ops.check_in()")  # what externalWatch rules read
         row = conn.execute("select extract(epoch from now() - beat_at) from ops.heartbeat "
                            "where source = 'pg_cron'").fetchone()
         age = float(row[0]) if row else None

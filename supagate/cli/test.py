@@ -28,19 +28,27 @@ def run(args) -> int:
 
     root = Path(args.project)
     url = args.db_url or os.environ.get(DB_URL_ENV)
-    if url is None and (running := local_db.status(root)) is not None:
-        err(f"Using the local database from `supagate db start` ({running['url']}).")
-        url = running["url"]
-    if url is not None:
+    if url is not None:  # a database of the user's: asked whether it is production first
         report = run_app_tests(url, root, args.setup, progress=err)
+    elif (running := local_db.status(root)) is not None:
+        err(f"Using the local database from `supagate db start` ({running['url']}).")
+        # Ours only if it is on this machine: .supagate/db.json is a file anyone can commit.
+        report = run_app_tests(running["url"], root, args.setup, progress=err, own_database=_loopback(running["url"]))
     else:
         from supagate.postgres.embedded import EmbeddedPostgres
 
         err("Starting a throwaway PostgreSQL 15 shaped like a hosted Supabase project...")
         with EmbeddedPostgres() as pg:
-            report = run_app_tests(pg.url, root, args.setup, progress=err)
+            report = run_app_tests(pg.url, root, args.setup, progress=err, own_database=True)
     if args.format == "json":
         emit_json(report.to_json())
     for line in render_lines(report, root):  # with JSON on stdout, the readable trace goes to stderr
         (err if args.format == "json" else out)(line)
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _loopback(url: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    host = str(conninfo_to_dict(url).get("host") or "")
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("/")

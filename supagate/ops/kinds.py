@@ -85,7 +85,7 @@ KINDS = {k.name: k for k in (
          duration_threshold=True, params={"job": None}),
     Kind("schedulerHeartbeat", "maxAge", "time since pg_cron last touched ops.heartbeat",
          default_threshold=180, duration_threshold=True),
-    Kind("externalWatch", "maxAge", "time since the health workflow last checked in (ops.ack_notifications)",
+    Kind("externalWatch", "maxAge", "time since the health workflow last checked in (ops.check_in)",
          default_threshold=1800, duration_threshold=True),
     Kind("tableGrowth", "percent", "growth of the table's total size within `window`",
          params={"table": None, "window": "24h"}, durations=("window",)),

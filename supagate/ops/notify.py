@@ -12,11 +12,13 @@ sender can keep the same one):
   time, refuse a `t` more than 5 minutes from its clock, and dedupe on Idempotency-Key, so
   a captured request cannot be replayed later. A channel whose key is unset or empty is not
   sent at all (no unsigned or empty-key request ever leaves);
-- 2xx acknowledges (ops.ack_notifications); 429 and 503 retry after `Retry-After` when the
+- 2xx records the delivery (ops.record_sent); 429 and 503 retry after `Retry-After` when the
   receiver sends it; other failures retry with exponential backoff (30 s doubling, at most
   1 h); after MAX_ATTEMPTS the row is given up (next_attempt_at = infinity) and stays
   visible to `supagate ops status`;
-- URLs and keys are secrets: no log line, error or row ever holds them (redacted).
+- URLs and keys are secrets: no log line, error or row ever holds them (redacted);
+- the database says which rows are the sender's: a channel's type in ops.alert_channels
+  (written by the stack), and ops.record_sent/record_attempt refuse any other row.
 """
 
 from __future__ import annotations
@@ -120,19 +122,26 @@ def drain(conn, channels: dict[str, Any], secrets: dict[str, str], at: datetime 
     result = DrainResult()
     now = at or conn.execute("select now()").fetchone()[0]
     hidden = _secret_forms([v for v in secrets.values() if v])
-    rows = conn.execute("select id, rule, channel, event, payload, idempotency_key, attempts from ops.notifications "
-                        "where delivered_at is null and next_attempt_at <= %s order by id", (now,)).fetchall()
+    rows = conn.execute("select n.id, n.rule, n.channel, n.event, n.payload, n.idempotency_key, n.attempts, c.type "
+                        "from ops.notifications n left join ops.alert_channels c on c.name = n.channel "
+                        "where n.delivered_at is null and n.next_attempt_at <= %s order by n.id", (now,)).fetchall()
     client = None if post else httpx.Client(timeout=timeout, follow_redirects=False)
     send = post or client.post
     try:
-        for id_, rule, channel_name, event, payload, key, attempts in rows:
+        for id_, rule, channel_name, event, payload, key, attempts, declared_type in rows:
             row = {"rule": rule, "event": event, "payload": payload}
             channel = channels.get(channel_name)
-            if channel is None:
-                _failed(conn, result, id_, attempts, now, f"channel {channel_name} is not declared in the stack", None)
-                continue
-            if channel.type == "githubIssue":
+            if declared_type == "githubIssue":
                 result.skipped.append(id_)
+                continue
+            if declared_type is None:
+                _failed(conn, result, id_, attempts, now, f"channel {channel_name} is not declared in the database "
+                        "(ops.alert_channels): deploy the stack, its Operations component writes it", None)
+                continue
+            if channel is None or channel.type != declared_type:
+                _failed(conn, result, id_, attempts, now, f"channel {channel_name} is a {declared_type} channel in the "
+                        "database but " + ("not declared in the stack" if channel is None else
+                                           f"a {channel.type} channel in the stack") + ": deploy the stack", None)
                 continue
             url = secrets.get(channel.secret, "")
             if not url:
@@ -153,7 +162,7 @@ def drain(conn, channels: dict[str, Any], secrets: dict[str, str], at: datetime 
                 _failed(conn, result, id_, attempts, now, redact(f"{type(exc).__name__}: {exc}", *hidden), None)
                 continue
             if 200 <= response.status_code < 300:
-                conn.execute("select ops.ack_notifications(%s)", ([id_],))
+                conn.execute("select ops.record_sent(%s)", (id_,))
                 result.delivered.append(id_)
                 result.log.append(f"delivered {rule} {event} to {channel_name}")
                 continue

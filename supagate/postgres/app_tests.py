@@ -1,14 +1,14 @@
 """An app's own database tests, as `supabase test db` runs them and a bit more: the
 migrations applied, the seed loaded (`supabase/seed.sql` and config.toml's `[db.seed]`
-sql_paths), an optional setup file, then every pgTAP file of `supabase/tests`. The report
-names each failing assertion and each file's error; a suite with no test file fails."""
+sql_paths, by supagate/ops/seeds.py: never on production), an optional setup file, then
+every pgTAP file of `supabase/tests`. The report names each failing assertion and each
+file's error; a suite with no test file fails. A database marked production is refused
+before anything touches it."""
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,10 +16,6 @@ from typing import Callable
 from supagate.errors import BadInput, Failed
 from supagate.postgres.connect import libpq_env
 from supagate.postgres.pgtap import FileResult, find_psql, run_suite
-
-
-class SeedError(Failed):
-    pass
 
 
 @dataclass
@@ -45,48 +41,34 @@ class AppTestReport:
                            "failed": f.failed, "error": f.error} for f in self.files]}
 
 
-def seed_files(project: Path) -> list[Path]:
-    """What `supabase db reset` seeds: config.toml's [db.seed] sql_paths (globs, relative to
-    supabase/), else supabase/seed.sql; only when seeding is enabled."""
-    supabase = project / "supabase"
-    config_path = supabase / "config.toml"
-    try:
-        seed = (tomllib.loads(config_path.read_text()).get("db") or {}).get("seed") or {} \
-            if config_path.exists() else {}
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{config_path}: not valid TOML ({exc})\nFix the file (supabase init writes a valid one).") from None
-    if seed.get("enabled") is False:
-        return []
-    patterns = seed.get("sql_paths") or ["./seed.sql"]
-    found: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(str(supabase / pattern)))
-        found += [Path(m) for m in matches if Path(m) not in found]
-    return found
-
-
 def run_sql_file(url: str, path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, **libpq_env(url)}
     done = subprocess.run([find_psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
                           capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
-        raise SeedError(f"failed to load {path}: {done.stderr.strip()[-1500:]}\n"
-                        "Fix the file; the tests did not run.")
+        raise Failed(f"failed to load {path}: {done.stderr.strip()[-1500:]}\n"
+                     "Fix the file; the tests did not run.")
 
 
 def run_app_tests(url: str, project: Path, setup: Path | None = None,
-                  progress: Callable[[str], None] = lambda _: None) -> AppTestReport:
+                  progress: Callable[[str], None] = lambda _: None, own_database: bool = False) -> AppTestReport:
+    """`own_database`: a database supagate started (throwaway, or `supagate db start`'s);
+    any other is asked whether it is production before anything touches it."""
     from supagate.migrations import runner
     from supagate.migrations.files import load_migrations
+    from supagate.ops import seeds
 
     report = AppTestReport()
+    if not own_database:
+        seeds.refuse_production(url)
     result = runner.migrate(url, load_migrations(project / "supabase" / "migrations", warn=progress),
                             progress=lambda _: None)
     report.migrations_applied = len(result.applied)
-    for path in seed_files(project):
-        progress(f"Seeding {path}...")
-        run_sql_file(url, path)
-        report.seeded.append(str(path))
+    files = seeds.load(project, ())
+    if files:
+        progress(f"Seeding {', '.join(f.path for f in files)}...")
+    # The same loader as the Seed resource: one guarded transaction per file, recorded as the CLI does.
+    report.seeded = seeds.apply(url, files, own_database=own_database)
     if setup is not None:
         if not setup.is_file():
             raise BadInput(f"{setup}: no such setup file\nPass the path of a SQL file to run before the tests.")

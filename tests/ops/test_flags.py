@@ -190,7 +190,7 @@ def test_codegen_defaults_fail_safe_and_explain_agrees_with_the_database(ops_url
     done = supagate("flags", "codegen", "--stack", "prod", "--stack-file", str(APP / "Pulumi.prod.yaml"), "--out", str(out))
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    assert "  crisis_detection: true,  // safety" in text and "  momentum_v2: false,  // release" in text
+    assert '  "crisis_detection": true,' in text and '  "momentum_v2": false' in text
 
     user = "0b5e7c1e-0000-4000-8000-000000000001"
     explained = supagate("flags", "explain", "momentum_v2", "--user", user, "--stack", "prod", "--stack-file",

@@ -62,6 +62,10 @@ def receiver():
 
 
 def _fire(conn, name: str, channels: list[str], at: datetime) -> None:
+    from supagate.ops.alerts import sync_channels
+
+    # The stack's AlertChannel resources declare the channels: the database routes rows by their type.
+    sync_channels(conn, {n: c.model_dump() for n, c in _channels().items()}, set())
     rule = canonical(name, {"kind": "sql", "query": "select 1", "above": 0, "notify": channels}, {})
     conn.execute("select * from ops.evaluate_alerts(%s, %s::jsonb)", (at, json.dumps([rule])))
 

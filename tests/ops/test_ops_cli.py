@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from supagate.cli.common import stack_settings
 from tests.cli.test_cli import supagate
 from tests.conftest import ROOT
 from tests.ops.test_notifications import HMAC_KEY, PATH_TOKEN, Receiver
@@ -118,15 +119,28 @@ def test_init_and_ops_init_write_the_same_files_down_script_included_when_the_ap
     assert ops_migration(migrations) == []
 
 
+def _health_login(conn, ops_url: str) -> str:
+    """The health workflow's login as the README sets it up: the two delivery roles, nothing else."""
+    conn.execute("drop role if exists health_login")
+    conn.execute("create role health_login login password 'health-pw' in role supagate_watcher, supagate_sender")
+    return ops_url.replace("postgresql://postgres@", "postgresql://health_login:health-pw@", 1)
+
+
 def test_ops_watch_sends_signed_webhooks_lists_issue_ones_and_acks(ops_url, tmp_path):
+    from supagate.ops.alerts import sync_channels
+
     receiver = Receiver()
     try:
-        with psycopg.connect(ops_url, autocommit=True) as conn:
-            conn.execute("delete from ops.notifications")
-            conn.execute("select set_config('ops.eval_at', now()::text, false), ops.beat('pg_cron')")
         stack = _stack_file(tmp_path, {"cli-watch": {"kind": "sql", "query": "select 1", "above": 0}})
+        with psycopg.connect(ops_url, autocommit=True) as conn:
+            conn.execute("delete from ops.notifications; delete from ops.heartbeat where source = 'workflow'")
+            conn.execute("select set_config('ops.eval_at', now()::text, false), ops.beat('pg_cron')")
+            sync_channels(conn, {n: c.model_dump() for n, c in stack_settings("cli", stack).alerts.channels.items()},
+                          set())  # as the stack's AlertChannel resources do
+            health_url = _health_login(conn, ops_url)
         env = {"SUPABASE_DB_URL": ops_url, "CLI_HOOK_URL": receiver.url, "CLI_HOOK_KEY": HMAC_KEY}
         assert supagate("alerts", "evaluate", "--stack", "cli", "--stack-file", str(stack), env=env).returncode == 0
+        env["SUPABASE_DB_URL"] = health_url
         watch = supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), "--format", "json", env=env)
         assert watch.returncode == 0, watch.stderr
         report = json.loads(watch.stdout)

@@ -104,7 +104,7 @@ def test_the_cli_and_the_resource_agree_both_ways(cluster, supabase_cli, tmp_pat
             with psycopg.connect(url, autocommit=True) as conn:
                 if conn.execute("select to_regclass('public.demo')").fetchone()[0] is None:
                     conn.execute("create table public.demo (id int primary key, v text)")
-                return seeds.apply(conn, seeds.load(project, ()))
+            return seeds.apply(url, seeds.load(project, ()))
 
         if first == "cli":
             cli()

@@ -107,32 +107,6 @@ create function ops.beat(p_source text) returns void language sql set search_pat
   on conflict (source) do update set beat_at = excluded.beat_at
 $$;
 
--- The external watcher (the health workflow) acknowledges delivered issue notifications and
--- checks in through this one narrow definer function; its role needs nothing else here.
-create function ops.ack_notifications(p_ids bigint[]) returns integer
-language plpgsql security definer set search_path = '' as $$
-declare
-  done integer;
-begin
-  update ops.notifications set delivered_at = now(), attempts = attempts + 1
-   where id = any(p_ids) and delivered_at is null;
-  get diagnostics done = row_count;
-  perform ops.beat('workflow');
-  return done;
-end;
-$$;
-revoke execute on function ops.ack_notifications(bigint[]) from public;
-
--- A failed delivery: the error (never a URL: the sender redacts it) and when to try again;
--- `infinity` gives up (the row stays, undelivered, for `supagate ops status`).
-create function ops.record_attempt(p_id bigint, p_error text, p_next_attempt_at timestamptz) returns void
-language sql security definer set search_path = '' as $$
-  update ops.notifications set attempts = attempts + 1, last_error = left(p_error, 500),
-         next_attempt_at = p_next_attempt_at
-   where id = p_id and delivered_at is null
-$$;
-revoke execute on function ops.record_attempt(bigint, text, timestamptz) from public;
-
 create function ops._seconds(p interval) returns numeric language sql immutable set search_path = '' as $$
   select extract(epoch from p)::numeric
 $$;
@@ -847,7 +821,94 @@ revoke all on all tables in schema ops from public;
 revoke execute on all functions in schema ops from public;
 grant usage on schema ops to service_role;
 grant select on all tables in schema ops to service_role;
--- The watcher's role (the health workflow's read-only URL) needs only these two; grant
--- them to it in a migration of your own: grant execute on function ... to <role>.
-grant execute on function ops.ack_notifications(bigint[]), ops.record_attempt(bigint, text, timestamptz)
-  to service_role;
+
+-- ------------------------------------------------------------------ who reports deliveries (issue 23, item 7)
+-- Saying a notification went out, and checking in for the health workflow, belong to the roles
+-- that deliver, never to service_role: every edge function holds it, and any of them could mark
+-- a page delivered without sending it, or fake the workflow's check-in. Each role answers only
+-- for the rows of the channels it delivers; ops.alert_channels, which only the stack writes,
+-- says which type a channel is.
+--   supagate_watcher: the health workflow's issue script (githubIssue rows) and its check-in;
+--   supagate_sender:  the sender of `supagate ops watch` (webhook and slack rows; it also gives
+--                     up on rows of a channel no stack declares, which nobody can deliver).
+-- Grant them to the login the workflow uses: grant supagate_watcher, supagate_sender to verifier;
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'supagate_watcher') then
+    create role supagate_watcher nologin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supagate_sender') then
+    create role supagate_sender nologin;
+  end if;
+end
+$$;
+
+-- Refuses (42501) when any of the rows belongs to a channel whose type is not in p_types
+-- (a channel ops.alert_channels does not declare counts as type 'undeclared').
+create function ops._require_channel_types(p_ids bigint[], p_types text[]) returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  foreign_rows text;
+begin
+  select string_agg(format('%s (channel %s, %s)', n.id, n.channel, coalesce(c.type, 'undeclared')), ', '
+                    order by n.id)
+    into foreign_rows
+    from ops.notifications n left join ops.alert_channels c on c.name = n.channel
+   where n.id = any(p_ids) and coalesce(c.type, 'undeclared') <> all(p_types);
+  if foreign_rows is not null then
+    raise exception 'refused: this role does not deliver notification %', foreign_rows
+      using errcode = 'insufficient_privilege',
+            hint = 'each channel type has its deliverer: githubIssue supagate_watcher, webhook and slack supagate_sender';
+  end if;
+end;
+$$;
+
+create function ops.check_in() returns void
+language sql security definer set search_path = '' as $$ select ops.beat('workflow') $$;
+
+-- The issue script opened, commented or closed the issues of these notifications.
+create function ops.ack_notifications(p_ids bigint[]) returns integer
+language plpgsql security definer set search_path = '' as $$
+declare
+  done integer;
+begin
+  perform ops._require_channel_types(p_ids, array['githubIssue']);
+  update ops.notifications set delivered_at = now(), attempts = attempts + 1
+   where id = any(p_ids) and delivered_at is null;
+  get diagnostics done = row_count;
+  return done;
+end;
+$$;
+
+-- The sender's receiver answered 2xx.
+create function ops.record_sent(p_id bigint) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform ops._require_channel_types(array[p_id], array['webhook', 'slack']);
+  update ops.notifications set delivered_at = now(), attempts = attempts + 1
+   where id = p_id and delivered_at is null;
+end;
+$$;
+
+-- A failed delivery: the error (never a URL: the sender redacts it) and when to try again;
+-- `infinity` gives up (the row stays, undelivered, for `supagate ops status`).
+create function ops.record_attempt(p_id bigint, p_error text, p_next_attempt_at timestamptz) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform ops._require_channel_types(array[p_id], array['webhook', 'slack', 'undeclared']);
+  update ops.notifications set attempts = attempts + 1, last_error = left(p_error, 500),
+         next_attempt_at = p_next_attempt_at
+   where id = p_id and delivered_at is null;
+end;
+$$;
+
+revoke execute on function ops._require_channel_types(bigint[], text[]), ops.check_in(),
+  ops.ack_notifications(bigint[]), ops.record_sent(bigint), ops.record_attempt(bigint, text, timestamptz)
+  from public, anon, authenticated, service_role;
+grant usage on schema ops to supagate_watcher, supagate_sender;
+grant select on ops.notifications, ops.alert_channels, ops.heartbeat to supagate_watcher, supagate_sender;
+grant execute on function ops.version() to supagate_watcher, supagate_sender;
+grant execute on function ops.check_in(), ops.ack_notifications(bigint[]) to supagate_watcher;
+grant execute on function ops.record_sent(bigint), ops.record_attempt(bigint, text, timestamptz)
+  to supagate_sender;
+-- ------------------------------------------------------------------ end of: who reports deliveries
