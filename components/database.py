@@ -10,7 +10,7 @@ from pulumi_command import local
 from components.providers.migrations import Migrations
 from supagate.postgres.connect import libpq_env
 from supagate.migrations.files import Migration, sha256
-from supagate.offline.resource_types import migration_inputs
+from supagate.offline.resource_types import COMMAND_SECRET_OUTPUTS, migration_inputs
 
 
 def set_hash(migrations: list[Migration]) -> str:
@@ -58,7 +58,10 @@ class Database(pulumi.ComponentResource):
                                  "SNAPSHOT_RECIPIENTS": "\n".join(args.snapshot_recipients),
                                  "SNAPSHOT_INSTALL_CLIENT": "1"}),
                 triggers=[migration_set],
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["environment"]))
+                # What pg_dump and psql print comes from prod: stored encrypted, never streamed to
+                # the deploy log (a failure still carries it in the error).
+                logging=local.Logging.NONE,
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=list(COMMAND_SECRET_OUTPUTS)))
             depends_on.append(self.snapshot)
         self.migrations = Migrations(
             f"{name}-migrations",

@@ -330,10 +330,15 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
     verify = commands["verification-verify"]
     assert verify["create"] == f"uv run supagate verify --stack {stack} --rate-limit"  # webhook-terra's limit is probed
     assert is_secret(verify["environment"])
+    # What a command prints was read from the database: the state keeps it encrypted.
+    declared = {r["name"]: set(r["additional_secret_outputs"]) for r in _of_type(result, "command:local:Command")}
+    assert all(outputs >= {"environment", "stdout", "stderr"} for outputs in declared.values()), declared
     if stack == "prod":
         snapshot = commands["database-snapshot"]
         assert snapshot["create"] == "scripts/snapshot"  # the server's own pg_dump; tests/delivery/test_snapshot.py restores it
         assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
+        assert snapshot["logging"] == "none"  # pg_dump's and psql's messages stay out of the deploy log
+        assert snapshot["environment"]["value"]["SNAPSHOT_RECIPIENTS"] == ""  # none set: row counts only
         assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
         migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
         assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
