@@ -21,14 +21,18 @@ from typing import Any, Iterator
 
 import yaml
 
+from supagate.delivery.workflows import ON_MAIN_SCRIPT
+
 # Events that run on behalf of someone who may not have been reviewed: the PR's author
 # (pull_request*), anyone who comments (issue_comment).
 UNTRUSTED_EVENTS = {"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment",
                     "issue_comment"}
-SECRET_REF = re.compile(r"\bsecrets\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)|\bsecrets\s*\[\s*'([^']*)'\s*\]")
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+# secrets.NAME, secrets['NAME'], or the whole context (toJSON(secrets), secrets[format(...)]).
+SECRET_USE = re.compile(r"\bsecrets\b(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)|\s*\[\s*'([^']*)'\s*\])?")
+EVERY_SECRET = "every secret"
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]*)?@[0-9a-f]{40}$")
 PINNED_DOCKER = re.compile(r"^docker://[^@]+@sha256:[0-9a-f]{64}$")
-ON_MAIN = ("git merge-base --is-ancestor", "refs/remotes/origin/main")
 STATUS_FUNCTION = re.compile(r"\b(always|failure|cancelled)\s*\(\s*\)", re.IGNORECASE)
 
 
@@ -73,10 +77,10 @@ def audit(files: dict[str, str], held: dict[str, set[str]], production: str) -> 
                     problems.append(Problem(name, job_id, f"a pull request can start it and it names environment "
                                                           f"{environment}: move the job to a workflow that runs "
                                                           "after review (push to main, a release tag)"))
-                if secrets or job.get("secrets") == "inherit":
+                if secrets:
                     problems.append(Problem(name, job_id, "a pull request can start it and it reads "
-                                                          f"{', '.join(sorted(secrets)) or 'every secret (inherit)'}: "
-                                                          "the branch's code would hold them before any review"))
+                                                          f"{', '.join(sorted(secrets))}: the branch's code would "
+                                                          "hold them before any review"))
                 continue
             outside = sorted(s for s in secrets if s not in held.get(environment or "", set()))
             if outside:
@@ -136,7 +140,13 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _secrets(value: Any) -> set[str]:
-    found = {a or b for text in _strings(value) for a, b in SECRET_REF.findall(text)}
+    """The secrets a part of a workflow reads: names, or EVERY_SECRET for the whole context
+    (`toJSON(secrets)`, a computed name) and for `secrets: inherit`."""
+    found = {a or b or EVERY_SECRET for text in _strings(value) for expression in EXPRESSION.findall(text)
+             for a, b in SECRET_USE.findall(expression)}
+    if isinstance(value, dict) and any(isinstance(job, dict) and job.get("secrets") == "inherit"
+                                       for job in value.values()):
+        found.add(EVERY_SECRET)
     return found - {"GITHUB_TOKEN"}
 
 
@@ -151,7 +161,7 @@ def _on_main_first(jobs: dict, job_id: str, production: str) -> list[str]:
     check = _on_main_check(jobs, job_id)
     if check is None:
         return [f"deploys to {production} without first needing a job that checks the commit is on main "
-                "(git merge-base --is-ancestor against refs/remotes/origin/main, no if, no continue-on-error)"]
+                "(supagate's on-main script unchanged, no if, no continue-on-error)"]
     # always(), failure() and cancelled() run a job even when a job it needs failed.
     condition = str(jobs[job_id].get("if", ""))
     if STATUS_FUNCTION.search(condition) and not re.search(
@@ -172,7 +182,8 @@ def _on_main_check(jobs: dict, job_id: str) -> str | None:
         todo += _needs(job)
         if "if" in job or job.get("continue-on-error"):
             continue
-        if any(isinstance(s, dict) and all(part in str(s.get("run", "")) for part in ON_MAIN)
+        # The generator's script exactly: an edited one (`|| true`, another ref) proves nothing.
+        if any(isinstance(s, dict) and str(s.get("run", "")).strip() == ON_MAIN_SCRIPT.strip()
                and "if" not in s and not s.get("continue-on-error") for s in job.get("steps") or ()):
             return need
     return None

@@ -63,6 +63,12 @@ ATTACKS = {
         "on": {"pull_request_target": {}}, "jobs": {"label": {"runs-on": "ubuntu-22.04", "steps": [
             {"uses": CHECKOUT, "with": {"token": "${{ secrets['SUPABASE_ACCESS_TOKEN'] }}"}}]}}}),
         "label.yml: job label: a pull request can start it and it reads SUPABASE_ACCESS_TOKEN"),
+    "a pull request job dumping the whole secrets context": (changed("pr.yml", lambda d: d["jobs"]["tests"][
+        "steps"][-1].update(env={"ALL": "${{ toJSON(secrets) }}"})),
+        "pr.yml: job tests: a pull request can start it and it reads every secret"),
+    "a pull request job passing every secret to a reusable workflow": (changed("pr.yml", lambda d: d["jobs"].update(
+        reuse={"uses": "./.github/workflows/reuse.yml", "secrets": "inherit"})),
+        "pr.yml: job reuse: a pull request can start it and it reads every secret"),
     "a workflow_run chained to the pull request workflow": (with_file("after-pr.yml", {
         "on": {"workflow_run": {"workflows": ["pull request"], "types": ["completed"]}},
         "jobs": {"deploy": {"runs-on": "ubuntu-22.04", "environment": "production", "steps": [
@@ -91,6 +97,10 @@ ATTACKS = {
                                                "deploy-prod.yml: job deploy: deploys to production without first"),
     "an on-main check that checks nothing": (changed("deploy-prod.yml", lambda d: _step(
         d["jobs"]["release-on-main"], "Check the release").update(run="echo on main")),
+        "deploy-prod.yml: job deploy: deploys to production without first needing"),
+    "an on-main check whose failure is swallowed": (changed("deploy-prod.yml", lambda d: _step(
+        d["jobs"]["release-on-main"], "Check the release").update(run=ON_MAIN_SCRIPT.replace(
+            "refs/remotes/origin/main; then", "refs/remotes/origin/main || true; then"))),
         "deploy-prod.yml: job deploy: deploys to production without first needing"),
     "a rollback that runs after the on-main check failed": (changed("deploy-prod.yml", lambda d: d["jobs"][
         "rollback"].update({"if": "${{ always() }}"})), "deploy-prod.yml: job rollback: its if (${{ always() }}) can "
