@@ -9,6 +9,7 @@ from components.operations import Operations, OperationsArgs, operations_args
 from components.project import Project, ProjectArgs
 from components.stack_config import stack_config_values
 from components.verification import Verification
+from supagate.delivery.environments import VERIFY_DB_URL
 from supagate.supabase_api.edge_functions import discover
 from supagate.migrations.files import load_migrations
 from supagate.supabase_api.project_settings import desired_state
@@ -47,6 +48,7 @@ database = Database("database", DatabaseArgs(
     promotion=promotion,
     preflight=preflight,
     snapshot=settings.is_production,
+    snapshot_recipients=settings.backups.snapshot_recipients,
     lock_timeout=settings.migrations.lock_timeout,
     baseline=settings.migrations.baseline,
     statement_timeout=settings.migrations.statement_timeout,
@@ -72,6 +74,7 @@ def optional_secret(value):
 
 
 if settings.github.repository:
+    # Every credential goes to a GitHub environment, never the repository (components/delivery.py).
     delivery = Delivery("delivery", DeliveryArgs(
         stack=stack,
         tier=settings.tier,
@@ -79,11 +82,12 @@ if settings.github.repository:
         project_ref=settings.project_ref,
         pulumi_stack=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}",
         environment_secrets={"SUPABASE_DB_URL": config.require_secret("dbUrl"),
-                             "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken")},
-        pulumi_access_token=optional_secret(settings.pulumi_access_token) if settings.is_production else None,
-        verify_db_url=optional_secret(settings.verify_db_url) if settings.is_production else None,
-        alert_secrets={name: optional_secret(value) for name, value in settings.alert_secrets.items()
-                       if settings.is_production and optional_secret(value) is not None},
+                             "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken"),
+                             **({"PULUMI_ACCESS_TOKEN": optional_secret(settings.pulumi_access_token)}
+                                if optional_secret(settings.pulumi_access_token) is not None else {})},
+        health_secrets={name: optional_secret(value) for name, value in
+                        [(VERIFY_DB_URL, settings.verify_db_url), *settings.alert_secrets.items()]
+                        if settings.is_production and optional_secret(value) is not None},
         token=optional_secret(settings.github_token),
     ))
 

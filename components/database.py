@@ -10,7 +10,7 @@ from pulumi_command import local
 from components.providers.migrations import Migrations
 from supagate.postgres.connect import libpq_env
 from supagate.migrations.files import Migration, sha256
-from supagate.offline.resource_types import migration_inputs
+from supagate.offline.resource_types import COMMAND_SECRET_OUTPUTS, migration_inputs
 
 
 def set_hash(migrations: list[Migration]) -> str:
@@ -31,8 +31,10 @@ class DatabaseArgs:
     promotion: pulumi.Input[dict] | None = None
     # On prod: {"limits": {...}, "api": {...}}: checks the provider runs before migrating.
     preflight: pulumi.Input[dict] | None = None
-    # On prod: pg_dump the database before a new migration set is applied.
+    # On prod: pg_dump the database before a new migration set is applied, encrypted to these
+    # age public keys (backups.snapshotRecipients); with none, only the row counts are kept.
     snapshot: bool = False
+    snapshot_recipients: tuple[str, ...] = ()
 
 
 class Database(pulumi.ComponentResource):
@@ -41,16 +43,25 @@ class Database(pulumi.ComponentResource):
         migration_set = set_hash(args.migrations)
         depends_on = []
         if args.snapshot:
+            if not args.snapshot_recipients:
+                pulumi.log.warn("backups.snapshotRecipients is empty: the pre-migration snapshot keeps only the row "
+                                "counts (a plain pg_dump never leaves the runner); add an age public key to keep "
+                                "an encrypted dump")
             # The connection string reaches pg_dump as PG* variables, never on its command line.
             self.snapshot = local.Command(
                 f"{name}-snapshot",
-                # pg_dump of the server's major version; the workflow keeps backups/ as an artifact.
+                # pg_dump of the server's major version, piped into age: the workflow keeps only
+                # backups/*.dump.age and the row counts.
                 create="scripts/snapshot",
                 environment=pulumi.Output.secret(args.db_url).apply(
                     lambda url: {**libpq_env(url), "SNAPSHOT_FILE": f"backups/pre-migration-{migration_set[:12]}.dump",
+                                 "SNAPSHOT_RECIPIENTS": "\n".join(args.snapshot_recipients),
                                  "SNAPSHOT_INSTALL_CLIENT": "1"}),
                 triggers=[migration_set],
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["environment"]))
+                # What pg_dump and psql print comes from prod: stored encrypted, never streamed to
+                # the deploy log (a failure still carries it in the error).
+                logging=local.Logging.NONE,
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=list(COMMAND_SECRET_OUTPUTS)))
             depends_on.append(self.snapshot)
         self.migrations = Migrations(
             f"{name}-migrations",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pulumi
 from pulumi_command import local
 
+from supagate.offline.resource_types import COMMAND_SECRET_OUTPUTS
+
 
 class Verification(pulumi.ComponentResource):
     def __init__(self, name: str, stack: str, db_url: pulumi.Input[str], triggers: list[pulumi.Input[str]],
@@ -22,5 +24,6 @@ class Verification(pulumi.ComponentResource):
             # The URL and the probe's key travel in the environment (a secret), never on the command line.
             environment=pulumi.Output.secret(secrets),
             triggers=triggers,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["environment"]))
+            # Its report (stdout, stderr) is read from prod: stored encrypted in the state.
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=list(COMMAND_SECRET_OUTPUTS)))
         self.register_outputs({})

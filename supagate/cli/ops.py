@@ -109,7 +109,7 @@ def watch(args) -> int:
     settings = stack_settings(args.stack, args.stack_file)
     rules = settings.alert_rules()
     names = settings.alerts.secret_names()
-    # In the workflow the values come from repository secrets named as in alertSecrets.
+    # In the workflow they come from the production-health environment's secrets, named as in alertSecrets.
     secrets = {name: os.environ.get(name, "") for name in names}
     max_age = next((r["threshold"] for r in rules if r["kind"] == "schedulerHeartbeat"), 180.0)
     with connect(db_url(args)) as conn:

@@ -25,6 +25,7 @@ NAMESPACE = "supabase-platform"
 SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
                "verifyDbUrl", "alertSecrets")
 _TIMEOUT = r"^\d+(ms|s|min|h)?$"
+AGE_RECIPIENT = r"age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}"  # an X25519 recipient, bech32
 
 
 _Model = Model
@@ -55,6 +56,18 @@ class BackupSettings(_Model):
     pitr_enabled: bool = False
     max_backup_age_hours: int = Field(24, ge=1, le=168)
     snapshot_retention_days: int = Field(30, ge=1, le=90)  # the deploy's pg_dump, kept as a workflow artifact
+    # age public keys the pre-migration pg_dump is encrypted to before it leaves the runner;
+    # none: the deploy keeps only the row counts.
+    snapshot_recipients: tuple[str, ...] = ()
+
+    @field_validator("snapshot_recipients")
+    @classmethod
+    def _recipients(cls, value):
+        for number, key in enumerate(value, 1):
+            if not re.fullmatch(AGE_RECIPIENT, key):  # not echoed: it may be a pasted secret key
+                raise ValueError(f"entry {number} is not an age public key (age1 and 58 more characters, as "
+                                 "`age-keygen -y key.txt` prints it); give the public key, never the AGE-SECRET-KEY")
+        return value
 
 
 class FunctionOverride(_Model):
@@ -76,6 +89,8 @@ class GithubSettings(_Model):
     repository: str = ""
     environment: EnvironmentSettings = EnvironmentSettings()
     required_checks: tuple[str, ...] = ("tests", "app-tests", "gate", "workflows", "preview-staging", "preview-prod")
+    # Who may create release tags (`org/team` or user); default: the environment's reviewers.
+    release_managers: tuple[str, ...] = ()
 
     @field_validator("repository")
     @classmethod

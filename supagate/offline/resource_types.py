@@ -42,13 +42,18 @@ RATE_LIMIT_POLICY = "pulumi-python:dynamic/supabase:RateLimitPolicy"
 DATABASE_ENVIRONMENT = "pulumi-python:dynamic/supabase:DatabaseEnvironment"
 GITHUB_ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 GITHUB_DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+COMMAND = "command:local:Command"
 
 # Inputs that hold secrets and so must be declared additional secret outputs.
 SECRET_INPUTS = {MIGRATIONS: ("db_url",), FUNCTION_SECRETS: ("secrets", "access_token"),
                  PROJECT_SETTINGS: ("access_token",), EDGE_FUNCTION: ("access_token",),
                  CRON_JOB: ("db_url",), ALERT_RULE: ("db_url",), ALERT_CHANNEL: ("db_url",),
                  FEATURE_FLAG: ("db_url",), SEED: ("db_url",), DATABASE_ENVIRONMENT: ("db_url",),
-                 RATE_LIMIT_POLICY: ("db_url",)}
+                 RATE_LIMIT_POLICY: ("db_url",), COMMAND: ("environment",)}
+# Outputs that must be secret whatever the inputs: what a command printed came from prod
+# (verify's report, pg_dump's messages) and the state would otherwise keep it in plain text.
+SECRET_OUTPUTS = {COMMAND: ("stdout", "stderr")}
+COMMAND_SECRET_OUTPUTS = (*SECRET_INPUTS[COMMAND], *SECRET_OUTPUTS[COMMAND])
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import ipaddress
 from typing import Any, Iterable
 
 from supagate.findings import Finding
-from supagate.offline.resource_types import SECRET_INPUTS
+from supagate.offline.resource_types import SECRET_INPUTS, SECRET_OUTPUTS
 from supagate.pack.checks import _unreadable, _violation, plain
 
 
@@ -100,6 +100,10 @@ def secret_output_violations(type_: str, props: dict[str, Any], secret_outputs: 
                         f"Register the resource with additional_secret_outputs=['{key}'] and pass the value from "
                         "`pulumi config set --secret`.")
              for key in SECRET_INPUTS.get(type_, ()) if key in props and key not in declared]
+    found += [_violation("secret-outputs", key, f"Output {key} of this {kind} holds what it read from the database "
+                         "but is not a secret output, so the state would store it in plain text.",
+                         f"Register the resource with additional_secret_outputs=['{key}'].")
+              for key in SECRET_OUTPUTS.get(type_, ()) if key not in declared]
     if type_.endswith("FunctionSecrets"):
         secrets = plain(props.get("secrets")) or {}
         if not isinstance(secrets, dict):

