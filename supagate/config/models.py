@@ -259,7 +259,8 @@ class Settings(_Model):
     seed: SeedSettings = SeedSettings()
     rate_limits: dict[str, RateLimit] = {}
     migrations: MigrationSettings = MigrationSettings()
-    staging_stack: str = ""  # fully qualified stack reference prod promotes from
+    # fully qualified stack reference prod promotes from; its parts reach the generated workflows
+    staging_stack: str = Field("", pattern=r"^$|^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     no_staging_reason: str = ""  # a production tier that promotes from nothing must say why
     # secrets
     db_url: SecretStr | None = None

@@ -19,10 +19,16 @@ from supagate.config.models_base import Model
 SUGAR = {"overdueJobs": "overdue-jobs", "deadLetters": "dead-letters"}
 
 
+# A GitHub Actions secret name: these names are written into `${{ secrets.NAME }}` in the
+# generated workflows, so anything else (`X }}${{ secrets.PULUMI_ACCESS_TOKEN`) could hand the
+# step another secret.
+SECRET_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class AlertChannel(Model):
     type: Literal["webhook", "slack", "githubIssue"]
-    secret: str = ""  # name in alertSecrets holding the URL (webhook, slack)
-    sign_with: str = ""  # name in alertSecrets holding the HMAC key (webhook)
+    secret: str = Field("", pattern=SECRET_NAME + "|^$")  # name in alertSecrets holding the URL (webhook, slack)
+    sign_with: str = Field("", pattern=SECRET_NAME + "|^$")  # name in alertSecrets holding the HMAC key (webhook)
     labels: tuple[str, ...] = ("alert",)
 
     @model_validator(mode="after")

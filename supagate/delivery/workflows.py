@@ -150,6 +150,10 @@ _Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
 # ---------------------------------------------------------------- building blocks
 
 def _secret(name: str) -> str:
+    from supagate.config.operations import SECRET_NAME
+
+    if not re.match(SECRET_NAME, name):  # the settings refuse it first; never emit an expression from it
+        raise ValueError(f"{name!r} is not a GitHub secret name (letters, digits and _)")
     return f"${{{{ secrets.{name} }}}}"
 
 

@@ -47,6 +47,12 @@ def load(alerts=None, maintenance=None, **extra):
                                             "query": "with d as (delete from t returning 1) select count(*) from d", "above": 1}}},
      "a data-modifying WITH (DELETE) writes"),
     ({"channels": {"hook": {"type": "webhook"}}}, "a webhook channel names the alertSecrets entry"),
+    # The name is written into `${{ secrets.NAME }}` in health.yml: this one would hand the
+    # alert step the Pulumi token.
+    ({"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL }}${{ secrets.PULUMI_ACCESS_TOKEN"}}},
+     "alerts.channels.hook.secret"),
+    ({"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL", "signWith": "K }}${{ secrets.X"}}},
+     "alerts.channels.hook.signWith"),
     ({"channels": {"hook": {"type": "webhook", "secret": "MISSING_URL"}}},
      "alerts.channels.hook uses MISSING_URL but alertSecrets has no value for it"),
 ])
@@ -147,3 +153,20 @@ def test_flags_in_canonical_form():
     assert flags["beta"]["soak"] == "172800 seconds" and flags["beta"]["salt"] == "beta"
     assert flags["crisis"]["enabled"] is True and flags["crisis"]["steps"] == [10000]
     assert flags["old"]["steps"] == [2000] and flags["old"]["step"] == 0  # the plan-less form keeps working
+
+
+def test_a_staging_stack_reference_cannot_carry_a_workflow_expression():
+    """Its organisation reaches the generated workflows' `stack-name` and env values, where
+    GitHub evaluates `${{ }}`."""
+    with pytest.raises(SettingsError) as failure:
+        load(tier="production", stagingStack="acme${{ secrets.PULUMI_ACCESS_TOKEN }}/supabase-platform/staging")
+    assert "stagingStack" in str(failure.value)
+    assert load(tier="production", stagingStack="acme-co/supabase-platform/staging").staging_stack
+
+
+def test_the_workflow_writer_never_builds_an_expression_from_another_name():
+    from supagate.delivery.workflows import _secret
+
+    assert _secret("HOOK_URL") == "${{ secrets.HOOK_URL }}"
+    with pytest.raises(ValueError, match="not a GitHub secret name"):
+        _secret("HOOK_URL }}${{ secrets.PULUMI_ACCESS_TOKEN")
