@@ -69,6 +69,13 @@ def supabase_cli() -> str:
     return found
 
 
+def url_with(url: str, **params: str) -> str:
+    """`url` with query parameters added: a local cluster's URL already has one (its passfile)."""
+    from urllib.parse import quote, urlencode
+
+    return url + ("&" if "?" in url else "?") + urlencode(params, quote_via=quote)
+
+
 def write_migrations(directory: Path, files: dict[str, str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, sql in files.items():

@@ -10,6 +10,10 @@ Where: $SUPAGATE_CACHE_DIR, else $XDG_CACHE_HOME/supagate, else ~/.cache/supagat
 `pg-templates/<key>`. A template is only ever read after its READY file exists; builders
 take a file lock, build beside it and rename into place, so concurrent checks never see
 half a template. Old keys are pruned when a new one is stored.
+
+A template holds no password (its builder never had one: cluster_access.py) and no access
+rules that count (each cluster writes its own). The folder is the caller's alone (0700): a
+folder someone else could write would let them plant settings every later cluster starts with.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+from stat import S_ISDIR
 
 from supagate.errors import Failed
 
-FORMAT = "1"  # bump when the build steps change in a way the key cannot see
+FORMAT = "2"  # bump when the build steps change in a way the key cannot see
 TEMPLATE_DB = "supagate_template"  # the shaped database `create_database` clones
 PRUNE_AFTER_S = 3600  # a template of another key unused for this long is removed
 
@@ -44,10 +49,22 @@ def cache_dir() -> Path:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "supagate"
     folder = base / "pg-templates"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:  # no writable home (a locked-down runner): one per boot instead
         folder = Path(tempfile.gettempdir()) / f"supagate-templates-{os.geteuid()}"  # not swept: not supagate-pg-*
         folder.mkdir(mode=0o700, exist_ok=True)
+    return _private(folder)
+
+
+def _private(folder: Path) -> Path:
+    """`folder`, if it is ours: then only we may enter it."""
+    found = os.lstat(folder)  # a symlink is not followed: it is refused
+    if not S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+        raise TemplateError(f"failed to use the cluster template cache {folder}: it is not a folder of yours "
+                            f"(owner uid {found.st_uid}), and whoever can write it decides how every local "
+                            "cluster starts\nRemove it, or set SUPAGATE_CACHE_DIR to a folder of your own.")
+    if found.st_mode & 0o077:
+        os.chmod(folder, 0o700)
     return folder
 
 

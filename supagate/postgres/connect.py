@@ -72,7 +72,7 @@ def libpq_env(url: str) -> dict[str, str]:
     """PG* variables for a child process (psql, pg_dump), so the URL stays off its command line."""
     from psycopg.conninfo import conninfo_to_dict
 
-    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "passfile": "PGPASSFILE",
              "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
              "options": "PGOPTIONS", "connect_timeout": "PGCONNECT_TIMEOUT"}
     return {names[k]: str(v) for k, v in conninfo_to_dict(url).items() if k in names and v is not None}

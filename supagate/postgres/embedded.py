@@ -2,9 +2,10 @@
 (postgres/supabase_shape.py: roles, auth, storage, Vault, realtime, extensions).
 
 Used by the quick start, the tests, the shadow database of `supagate check` and the
-benchmarks. The cluster listens on a free loopback port, trusts local connections (it
-never leaves the machine) and is removed on exit, after Ctrl-C, or when the process that
-started it dies (the postmaster gets SIGQUIT through PR_SET_PDEATHSIG).
+benchmarks. The cluster listens on a free loopback port and asks for its own random password
+(cluster_access.py: who gets in, and which OS user it runs as), and is removed on exit, after
+Ctrl-C, or when the process that started it dies (the postmaster gets SIGQUIT through
+PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from supagate.errors import Failed
 import atexit
 import ctypes
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -28,13 +28,15 @@ from pathlib import Path
 import psycopg
 
 from supagate.gates.catalog.model import DEFAULT_EXPOSED_SCHEMAS
-from supagate.postgres import cluster_template
+from supagate.postgres import cluster_access, cluster_template
 from supagate.postgres.supabase_shape import expose_schemas, prepare_supabase_database, private_install
 
 _PREFIX = "supagate-pg-"
 _PREFIX_KEPT = "supagate-db-"  # not swept: `supagate db stop` removes it
 _PR_SET_PDEATHSIG = 1
-INITDB_ARGS = ["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]
+# The access rules are rewritten per cluster (cluster_access.write_rules); these match them.
+INITDB_ARGS = ["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+               "--locale=C.UTF-8", "--no-sync"]
 MEMORY_DIR = Path("/dev/shm")
 MEMORY_MIN_FREE = 1 << 30  # leave room for the server's own shared memory segments
 
@@ -64,20 +66,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _run_as() -> pwd.struct_passwd | None:
-    """initdb refuses root, so a root caller runs the cluster as an unprivileged user."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("SUPAGATE_PG_USER", "postgres")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise EmbeddedPostgresError(
-            f"failed to start PostgreSQL as root: there is no user {name!r} to run it as\n"
-            "Create one (useradd --system postgres) or set SUPAGATE_PG_USER."
-        ) from None
 
 
 def _die_with_parent() -> None:
@@ -135,6 +123,8 @@ def sweep_stale_clusters() -> None:
             shutil.rmtree(path, ignore_errors=True)
         except (FileNotFoundError, ValueError, IndexError):
             continue  # removed, or being written, by its owner right now
+        except PermissionError:
+            continue  # another user's private cluster
 
 
 def pid_alive(pid: int) -> bool:
@@ -150,13 +140,16 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass
 class EmbeddedPostgres:
-    """Start with `start()` (or use as a context manager); `url` is ready to connect."""
+    """Start with `start()` (or use as a context manager); `url` is ready to connect. It
+    names the cluster's passfile, never the password, so it may go on a command line."""
 
     exposed_schemas: tuple[str, ...] = DEFAULT_EXPOSED_SCHEMAS
     port: int = 0
     root: Path | None = None
     persistent: bool = False  # outlives this process (`supagate db start`); local_db.py stops it
     _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _passfile: Path | None = field(default=None, repr=False)
+    _password: str | None = field(default=None, repr=False)  # until ready() sets it
     _launch: tuple | None = field(default=None, repr=False)
     _template_key: str | None = field(default=None, repr=False)
     _build: bool = field(default=False, repr=False)  # initdb and shape it (the template's own build)
@@ -166,7 +159,9 @@ class EmbeddedPostgres:
         return self.url_for("postgres")
 
     def url_for(self, dbname: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+        if self._build:  # the template's builder has no password and no TCP
+            return cluster_access.socket_url(self.root, self.port, dbname)
+        return cluster_access.tcp_url(self.port, dbname, self._passfile)
 
     def __enter__(self) -> "EmbeddedPostgres":
         return self.start()
@@ -182,7 +177,7 @@ class EmbeddedPostgres:
         other work (the check's static analysis) while it boots, then calls `ready()`."""
         sweep_stale_clusters()
         bindir = find_bindir()
-        user = _run_as()
+        user = cluster_access.server_user()
         self.root = Path(tempfile.mkdtemp(prefix=_PREFIX_KEPT if self.persistent else _PREFIX,
                                           dir=cluster_base(self.persistent)))
         data = self.root / "data"
@@ -206,11 +201,15 @@ class EmbeddedPostgres:
             template_key = cluster_template.key(bindir, preload, os.geteuid() if user is None else user.pw_uid,
                                                 INITDB_ARGS)
             cluster_template.copy_data(self._template(template_key), data)
+        cluster_access.write_rules(data, user)
         self.port = self.port or free_port()
+        if not self._build:
+            self._passfile, self._password = cluster_access.write_passfile(self.root, self.port)
         settings = {
-            "listen_addresses": "127.0.0.1",
+            "listen_addresses": "" if self._build else "127.0.0.1",
             "port": str(self.port),
-            "unix_socket_directories": str(self.root),
+            "unix_socket_directories": str(self.root),  # mkdtemp made it 0700
+            "unix_socket_permissions": "0700",
             # A throwaway cluster: durability buys nothing here.
             "fsync": "off",
             "synchronous_commit": "off",
@@ -221,6 +220,7 @@ class EmbeddedPostgres:
             settings["shared_preload_libraries"] = ",".join(preload)
         if "pg_cron" in preload:
             settings["cron.database_name"] = "postgres"
+            settings["cron.host"] = str(self.root)  # jobs connect over the private socket, not TCP
         args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
@@ -230,18 +230,22 @@ class EmbeddedPostgres:
         return self
 
     def ready(self) -> "EmbeddedPostgres":
-        """Wait for the launched server to accept connections, then give it its settings."""
+        """Wait for the launched server to accept connections, then give it its password
+        (TCP refuses everyone until then) and its settings."""
         try:
-            self._wait_ready()
+            conn = self._wait_ready()
         except EmbeddedPostgresError:
             if self._template_key:  # a damaged template: build it again next time
                 cluster_template.discard(self._template_key)
             raise
+        with conn:
+            if self._password is not None:
+                cluster_access.set_password(conn, self._password)
+                self._password = None
+            if not self._build:
+                expose_schemas(conn, self.exposed_schemas)
         if self._build:
             prepare_supabase_database(self.url, self.exposed_schemas)
-        else:
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                expose_schemas(conn, self.exposed_schemas)
         return self
 
     def _initdb(self, bindir: Path, data: Path, env: dict, run_kwargs: dict) -> None:
@@ -284,7 +288,7 @@ class EmbeddedPostgres:
         )
         log.close()
         if wait:
-            self._wait_ready()
+            self._wait_ready().close()
 
     def crash(self) -> None:
         """Stop the server without a checkpoint (immediate shutdown: every backend is killed,
@@ -294,7 +298,9 @@ class EmbeddedPostgres:
         self._proc.wait(timeout=30)
         self._spawn()
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 30.0) -> psycopg.Connection:
+        """A connection over the socket once the server takes one (the caller closes it)."""
+        over_socket = cluster_access.socket_url(self.root, self.port, "postgres")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -302,8 +308,7 @@ class EmbeddedPostgres:
                 self.stop()
                 raise EmbeddedPostgresError(f"failed to start PostgreSQL: it exited\n{tail}")
             try:
-                with psycopg.connect(self.url, connect_timeout=2):
-                    return
+                return psycopg.connect(over_socket, autocommit=True, connect_timeout=2)
             except psycopg.OperationalError:
                 time.sleep(0.05)
         self.stop()

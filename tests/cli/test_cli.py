@@ -82,6 +82,7 @@ def test_a_database_error_outside_any_file_is_a_message_not_a_traceback(db_url, 
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("do $$ begin if not exists (select from pg_roles where rolname = 'narrow') then "
                      "create role narrow login; end if; end $$")
+        conn.execute("alter role narrow password 'S3cret-in-url'")  # a login over TCP needs one
     src = write_migrations(tmp_path, {"20240101000000_a.sql": "create table a (id int);"})
     url = db_url.replace("postgresql://postgres@", "postgresql://narrow:S3cret-in-url@")
     run = supagate("migrate", "--migrations", str(src), env={"SUPABASE_DB_URL": url})

@@ -12,7 +12,7 @@ import pytest
 
 from supagate.migrations import runner
 from supagate.migrations.files import MigrationFileError, load_migrations
-from tests.conftest import ROOT, write_migrations
+from tests.conftest import ROOT, url_with, write_migrations
 from tests.migrations.test_runner import QUIET, history, tables
 
 # Read by the gate as one SELECT of a string; with standard_conforming_strings off the
@@ -166,7 +166,7 @@ def test_settings_the_url_or_the_role_set_cannot_change_how_the_engine_reads(clu
         conn.execute("alter database session_defaults set standard_conforming_strings = off")
     src = write_migrations(tmp_path, {"20240101000000_x.sql": "create table public.x (id int);",
                                       "20240101000100_s.sql": SMUGGLED})
-    runner.migrate(url + "?options=-c%20standard_conforming_strings%3Doff", load_migrations(src), **QUIET)
+    runner.migrate(url_with(url, options="-c standard_conforming_strings=off"), load_migrations(src), **QUIET)
     assert tables(url) == {"x"}  # one SELECT of a string, as the gate read it
 
 

@@ -152,3 +152,27 @@ def test_two_first_checks_at_once_build_one_template(cache):
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
     lines = [line for out, _ in outputs for line in out.splitlines()]
     assert sum(line == "initdb" for line in lines) == 1 and sum(line.startswith("ready") for line in lines) == 2
+
+
+def test_a_cache_folder_someone_else_controls_is_refused(tmp_path, monkeypatch):
+    """Whoever can write the cache decides how every later cluster starts (a planted
+    postgresql.auto.conf runs their archive_command as the cluster's user): a symlink, or a
+    folder of another user (as a pre-created /tmp/supagate-templates-<uid> would be), is
+    refused; a folder of ours that others can read becomes 0700."""
+    base = tmp_path / "cache"
+    base.mkdir()
+    monkeypatch.setenv("SUPAGATE_CACHE_DIR", str(base))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (base / "pg-templates").symlink_to(elsewhere)
+    with pytest.raises(cluster_template.TemplateError, match="not a folder of yours"):
+        cluster_template.cache_dir()
+    (base / "pg-templates").unlink()
+    (base / "pg-templates").mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        os.chown(base / "pg-templates", 65534, 65534)
+        with pytest.raises(cluster_template.TemplateError, match=r"owner uid 65534.*\nRemove it, or set SUPAGATE_CACHE_DIR"):
+            cluster_template.cache_dir()
+        os.chown(base / "pg-templates", 0, 0)
+    assert cluster_template.cache_dir() == base / "pg-templates"
+    assert (base / "pg-templates").stat().st_mode & 0o777 == 0o700

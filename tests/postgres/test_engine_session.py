@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from supagate.postgres.connect import DatabaseError, connect
+from tests.conftest import url_with
 
 
 def connect_engine(url):
@@ -20,7 +21,7 @@ def connect_engine(url):
 
 
 def test_settings_override_the_url_and_the_session_is_utf8(db_url):
-    with connect_engine(db_url + ("&" if "?" in db_url else "?") + "application_name=other&client_encoding=LATIN1") as conn:
+    with connect_engine(url_with(db_url, application_name="other", client_encoding="LATIN1")) as conn:
         row = conn.execute("SELECT current_setting('application_name'), current_setting('client_encoding'), "
                            "current_setting('client_connection_check_interval'), "
                            "current_setting('standard_conforming_strings')").fetchone()
@@ -34,7 +35,7 @@ def test_the_urls_own_options_are_kept_beside_ours(db_url, client, monkeypatch):
     opener = connect_engine if client == "engine" else connect
     query = ("SELECT current_setting('search_path'), current_setting('work_mem'), "
              "current_setting('client_connection_check_interval')")
-    with opener(db_url + "?options=-c%20search_path%3Dtenant_a%20-c%20work_mem%3D7MB") as conn:
+    with opener(url_with(db_url, options="-c search_path=tenant_a -c work_mem=7MB")) as conn:
         assert tuple(conn.execute(query).fetchone()) == ("tenant_a", "7MB", "2s")
     monkeypatch.setenv("PGOPTIONS", "-c work_mem=9MB")  # counts when the URL sets none, as in libpq
     with opener(db_url) as conn:
@@ -64,7 +65,7 @@ def test_tls_with_a_verified_server_certificate_as_to_a_hosted_project(tmp_path)
 
     with EmbeddedPostgres() as pg:
         cert = _enable_tls(pg)
-        secure = f"{pg.url}?sslmode=verify-full&sslrootcert={cert}"
+        secure = url_with(pg.url, sslmode="verify-full", sslrootcert=str(cert))
         with connect_engine(secure) as conn:
             assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
         src = write_migrations(tmp_path, {"20240101000000_tls.sql": "create table tls_t (id int);"})
@@ -74,7 +75,7 @@ def test_tls_with_a_verified_server_certificate_as_to_a_hosted_project(tmp_path)
         stranger = tmp_path / "stranger.crt"
         _self_signed(tmp_path / "stranger.key", stranger)
         with pytest.raises(DatabaseError, match="certificate verify failed"):
-            connect_engine(f"{pg.url}?sslmode=verify-full&sslrootcert={stranger}")
+            connect_engine(url_with(pg.url, sslmode="verify-full", sslrootcert=str(stranger)))
 
 
 def _self_signed(key, cert) -> None:
