@@ -1,5 +1,7 @@
 """supabase-platform: load the stack's settings, build the components, export outputs."""
 
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime.config import is_config_secret
 
@@ -19,7 +21,8 @@ stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)
 # Settings are validated as a whole before any resource is registered.
 settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml",
-                         is_secret=lambda key: is_config_secret(f"{NAMESPACE}:{key}"))
+                         is_secret=lambda key: is_config_secret(f"{NAMESPACE}:{key}"),
+                         functions_dir=Path("supabase/functions"))
 migrations = load_migrations(settings.migrations.directory, warn=pulumi.log.warn)
 
 functions = discover("supabase", settings.functions)
