@@ -40,7 +40,8 @@ if settings.is_production:
                    "max_backup_age_hours": settings.backups.max_backup_age_hours,
                    "require_pitr": settings.backups.pitr_enabled},
         "api": {"project_ref": settings.project_ref, "api_url": settings.management_api_url,
-                "access_token": config.require_secret("supabaseAccessToken")},
+                "access_token": config.require_secret("supabaseAccessToken"),
+                **({"allow_unlisted_api": True} if settings.allow_unlisted_management_api else {})},
     }
 
 database = Database("database", DatabaseArgs(
@@ -66,6 +67,7 @@ project = Project("project", ProjectArgs(
              **(settings.monitoring.health_function_env()
                 if settings.monitoring.health_function in {f.slug for f in functions} else {})},
     api_url=settings.management_api_url,
+    allow_unlisted_api=settings.allow_unlisted_management_api,
     allow_restart=settings.allow_restart,
 ))
 

@@ -22,8 +22,8 @@ import httpx
 
 from supagate.secrets import redact
 from supagate.supabase_api.deadline import run_until
+from supagate.supabase_api.endpoint import DEFAULT_URL, refusal
 
-DEFAULT_URL = "https://api.supabase.com"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -48,7 +48,11 @@ class ManagementApi:
     """Use as a context manager; one per provider call (providers hold no client)."""
 
     def __init__(self, token: str, base_url: str = DEFAULT_URL, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep, secrets: tuple[str, ...] = ()):
+                 sleep: Callable[[float], None] = time.sleep, secrets: tuple[str, ...] = (),
+                 allow_unlisted_api: bool = False):
+        refused = refusal(base_url, allow_unlisted_api)
+        if refused:  # before the token goes anywhere
+            raise ApiError(f"managementApiUrl: {refused}.")
         if not token:
             raise ApiError("no Supabase access token\nSet it with "
                            "`pulumi config set --secret supabaseAccessToken sbp_...` (Account > Access Tokens).")
@@ -213,4 +217,4 @@ def from_inputs(props: dict[str, Any], secrets: tuple[str, ...] = ()) -> Managem
     """The client a provider method opens from its resource's inputs (providers hold none)."""
     retry = RetryPolicy(**(props.get("retry") or {}))
     return ManagementApi(props.get("access_token") or "", props.get("api_url") or DEFAULT_URL, retry,
-                         secrets=secrets)
+                         secrets=secrets, allow_unlisted_api=bool(props.get("allow_unlisted_api")))
