@@ -13,7 +13,7 @@ customer's, so they go through the flag like any other host."""
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+import re
 
 DEFAULT_URL = "https://api.supabase.com"
 LISTED_HOSTS = ("api.supabase.com",)
@@ -29,22 +29,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
+# Scheme, host (a name or a bracketed IPv6 address) and port, nothing else: no user part,
+# path, query, whitespace or escape, on which URL parsers disagree about the host.
+_BARE_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?/?$")
+
+
 def refusal(url: str, allow_unlisted: bool) -> str | None:
     """Why the access token must not be sent to `url` (None when it may), naming the fix."""
     risk = ("the organisation-wide access token (supabaseAccessToken), which can change every project of the "
             "organisation, is sent to it")
-    try:
-        parts = urlsplit(url)
-        host, port = (parts.hostname or "").rstrip(".").lower(), parts.port
-    except ValueError:
-        return f"{url!r} is not a URL; use {DEFAULT_URL}"
-    if not host or parts.username is not None or parts.password is not None or parts.query or parts.fragment \
-            or parts.path not in ("", "/"):
-        return f"{url!r} is not a bare https://host URL; use {DEFAULT_URL}"
-    if parts.scheme != "https" and not (parts.scheme == "http" and allow_unlisted and _loopback(host)):
+    bare = _BARE_URL.match(url)
+    if not bare:
+        return f"{url!r} is not a bare https://host URL (no user, path, query or spaces); use {DEFAULT_URL}"
+    scheme, host, port = bare.group(1).lower(), bare.group(2).lower().strip("[]"), bare.group(3)
+    if scheme != "https" and not (scheme == "http" and allow_unlisted and _loopback(host)):
         return (f"{url!r} is not https: {risk} in clear text; use {DEFAULT_URL}"
-                + (f" (http only to a loopback mock, with {UNLISTED_FLAG}: true)" if parts.scheme == "http" else ""))
-    if (host not in LISTED_HOSTS or port not in (None, 443)) and not allow_unlisted:
+                + (f" (http only to a loopback mock, with {UNLISTED_FLAG}: true)" if scheme == "http" else ""))
+    if (host not in LISTED_HOSTS or port not in (None, "443")) and not allow_unlisted:
         return (f"{url!r} is not the Supabase Management API ({', '.join(LISTED_HOSTS)}): {risk}. Use "
                 f"{DEFAULT_URL}, or, for a mock or proxy you control, set {UNLISTED_FLAG}: true, knowing the token "
                 "then goes to that host")

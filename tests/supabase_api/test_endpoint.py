@@ -79,6 +79,11 @@ def test_with_the_flag_a_loopback_mock_gets_the_calls(recorder):
     ("https://api.supabase.com@example.net", False, "not a bare https://host URL"),
     ("https://example.net/?api.supabase.com", True, "not a bare https://host URL"),
     ("ftp://api.supabase.com", False, "is not https"),
+    # Where URL parsers disagree on the host: httpx would connect to evil.example for these two.
+    ("https://api.supabase.com\\@evil.example", True, "not a bare https://host URL"),
+    ("https://api.supabase.com;@evil.example", True, "not a bare https://host URL"),
+    (" https://api.supabase.com", False, "not a bare https://host URL"),
+    ("https://api.supabase.com./", False, "allowUnlistedManagementApi"),
 ])
 def test_a_url_the_token_must_not_go_to_is_refused_by_the_client(url, flag, expected):
     with pytest.raises(ApiError, match=expected):
