@@ -5,8 +5,8 @@ URL (`managementApiUrl`) is Supabase's own over https unless the stack says, by 
 the token may go elsewhere: `allowUnlistedManagementApi: true`, for a mock or a proxy the
 team runs. Even then it never crosses a network in clear text: http is for loopback only.
 
-Only api.supabase.com is listed: it is the one public endpoint the API docs and the
-OpenAPI spec name. The Supabase CLI's other built-in profiles (api.supabase.green, its
+Only api.supabase.com is listed: it is the one public endpoint Supabase's API docs name
+(the vendored OpenAPI spec is served from it). The Supabase CLI's other built-in profiles (api.supabase.green, its
 operators' staging; localhost:8080, a local platform) take tokens issued there, not a
 customer's, so they go through the flag like any other host."""
 
@@ -21,7 +21,8 @@ UNLISTED_FLAG = "allowUnlistedManagementApi"
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    """127.0.0.0/8, ::1 or `localhost` (not *.localhost, which a resolver may send anywhere)."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -136,13 +136,12 @@ def test_a_try_that_connects_after_the_deadline_sends_nothing(server, monkeypatc
     real = socket.getaddrinfo
 
     def slow_lookup(host, *args, **kwargs):
-        if host == "slow-resolver.localhost":
+        if host == "localhost":
             time.sleep(1.0)
-            host = "127.0.0.1"
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
-    with _client(f"http://slow-resolver.localhost:{server.port}", 0.4) as api:
+    with _client(f"http://localhost:{server.port}", 0.4) as api:
         started = time.monotonic()
         with pytest.raises(ApiError) as raised:
             api.request("PATCH", "/lose", json_body={"jwt_exp": 1})

@@ -73,6 +73,7 @@ def test_with_the_flag_a_loopback_mock_gets_the_calls(recorder):
 @pytest.mark.parametrize("url, flag, expected", [
     ("http://api.supabase.com", False, "is not https"),
     ("http://api.example.net", True, "is not https"),  # the flag never allows clear text off loopback
+    ("http://evil.localhost", True, "is not https"),  # a resolver may send *.localhost anywhere
     ("https://api.example.net", False, "allowUnlistedManagementApi"),
     ("https://api.supabase.com.example.net", False, "allowUnlistedManagementApi"),
     ("https://api.supabase.com:8443", False, "allowUnlistedManagementApi"),
