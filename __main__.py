@@ -1,5 +1,7 @@
 """supabase-platform: load the stack's settings, build the components, export outputs."""
 
+from pathlib import Path
+
 import pulumi
 from pulumi.runtime.config import is_config_secret
 
@@ -20,7 +22,8 @@ stack = pulumi.get_stack()
 config = pulumi.Config(NAMESPACE)
 # Settings are validated as a whole before any resource is registered.
 settings = load_settings(stack, stack_config_values(), f"Pulumi.{stack}.yaml",
-                         is_secret=lambda key: is_config_secret(f"{NAMESPACE}:{key}"))
+                         is_secret=lambda key: is_config_secret(f"{NAMESPACE}:{key}"),
+                         functions_dir=Path("supabase/functions"))
 migrations = load_migrations(settings.migrations.directory, warn=pulumi.log.warn)
 
 functions = discover("supabase", settings.functions)
@@ -38,7 +41,8 @@ if settings.is_production:
                    "max_backup_age_hours": settings.backups.max_backup_age_hours,
                    "require_pitr": settings.backups.pitr_enabled},
         "api": {"project_ref": settings.project_ref, "api_url": settings.management_api_url,
-                "access_token": config.require_secret("supabaseAccessToken")},
+                "access_token": config.require_secret("supabaseAccessToken"),
+                **({"allow_unlisted_api": True} if settings.allow_unlisted_management_api else {})},
     }
 
 database = Database("database", DatabaseArgs(
@@ -65,6 +69,7 @@ project = Project("project", ProjectArgs(
              **(settings.monitoring.health_function_env()
                 if settings.monitoring.health_function in {f.slug for f in functions} else {})},
     api_url=settings.management_api_url,
+    allow_unlisted_api=settings.allow_unlisted_management_api,
     allow_restart=settings.allow_restart,
 ))
 

@@ -22,6 +22,7 @@ class ProjectArgs:
     functions: list[EdgeFunctionSource]
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # name -> Pulumi secret
     api_url: str = "https://api.supabase.com"
+    allow_unlisted_api: bool = False  # the stack's allowUnlistedManagementApi
     allow_restart: bool = False
 
 
@@ -29,7 +30,9 @@ class Project(pulumi.ComponentResource):
     def __init__(self, name: str, args: ProjectArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("supabase-platform:project:Project", name, None, opts)
         token = pulumi.Output.secret(args.access_token)
-        common = {"project_ref": args.project_ref, "api_url": args.api_url, "access_token": token}
+        common = {"project_ref": args.project_ref, "api_url": args.api_url, "access_token": token,
+                  # Only when set, so the inputs of every other stack stay as they were.
+                  **({"allow_unlisted_api": True} if args.allow_unlisted_api else {})}
         child = pulumi.ResourceOptions(parent=self)
         self.settings = ProjectSettings(f"{name}-settings", {**common, **args.settings,
                                                              "allow_restart": args.allow_restart}, child)

@@ -3,7 +3,14 @@ passes through `redact` before anyone sees it.
 
 A secret reaches text in more forms than the one it was given in: a URL's password
 percent-encoded or decoded, a token with its trailing newline trimmed, escaped by JSON or
-by repr() (httpx quotes an illegal header as bytes), so each form is replaced."""
+by repr() (httpx quotes an illegal header as bytes), so each form is replaced.
+
+A password holding an unencoded `@ / : ? #` makes the URL ambiguous: libpq ends the
+password at the first `@` (and finds none past a `/`), Python's urlsplit ends the host part
+at the first `/ ? #` and the password at the last `@`, and each then echoes what it took for
+the host, the port or the query (`could not translate host name "RET@127.0.0.1"`, `invalid
+integer value "RET" for connection option "port"`). So for such a URL every reading of the
+password is masked, and each piece of it between those characters too."""
 
 from __future__ import annotations
 
@@ -13,9 +20,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 URL_MASK = "<database url>"
-
+URL_DELIMITERS = "@/:?#"
 
 _USERINFO_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+_AFTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:")  # scheme://user:
+_SHORT = 4  # a shorter piece is masked only where it stands alone, not inside every word
 
 
 def password_of(url: str) -> str | None:
@@ -32,6 +41,47 @@ def password_of(url: str) -> str | None:
 def _raw_password(url: str) -> str | None:
     match = _USERINFO_PASSWORD.search(url)
     return match.group(1) if match else None
+
+
+def _libpq_password(url: str) -> str | None:
+    """The password as libpq reads a URI: the user part ends at the first `@`, and there is
+    none when a `/` comes first."""
+    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url)
+    rest = url[match.end():] if match else ""
+    stop = re.search(r"[@/]", rest)
+    if not stop or stop.group() != "@":
+        return None
+    _user, colon, password = rest[:stop.start()].partition(":")
+    return password if colon else None
+
+
+def _intended_password(url: str) -> str | None:
+    """What the URL's author most likely meant: everything from `user:` to the last `@`."""
+    match = _AFTER_USER.match(url)
+    if not match:
+        return None
+    rest = url[match.end():]
+    return rest[:rest.rfind("@")] if "@" in rest else None
+
+
+def _password_readings(url: str) -> set[str]:
+    """The URL's password as each parser reads it; when they disagree, or it holds one of
+    `@ / : ? #`, every reading and each piece of it between those characters."""
+    try:
+        split = urlsplit(url).password
+    except ValueError:
+        split = None
+    readings = {p for p in (split, _raw_password(url), _libpq_password(url), _intended_password(url)) if p}
+    if len(readings) <= 1 and not any(ch in p for p in readings for ch in URL_DELIMITERS):
+        return readings
+    pieces = {piece for p in readings for piece in re.split(f"[{re.escape(URL_DELIMITERS)}]", p) if piece}
+    return readings | pieces
+
+
+def password_is_ambiguous(url: str) -> bool:
+    """Whether the URL's password holds an unencoded `@ / : ? #` (parsers disagree on it)."""
+    readings = _password_readings(url)
+    return len(readings) > 1 or any(ch in p for p in readings for ch in URL_DELIMITERS)
 
 
 def url_without_password(url: str) -> str:
@@ -55,14 +105,15 @@ def redact(text: str, *secrets: str | None) -> str:
             continue
         if "://" in secret:
             urls.update(_forms(secret))
-            password = password_of(secret)
-            if password:
-                values.update(_forms(password))
-                values.update(_forms(_raw_password(secret) or ""))
+            for password in _password_readings(secret):
+                values.update(_forms(password) | _forms(unquote(password)))
         else:
             values.update(_forms(secret))
     for url in sorted(urls, key=len, reverse=True):
         text = text.replace(url, URL_MASK)
     for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, MASK)
+        if len(value) >= _SHORT:
+            text = text.replace(value, MASK)
+        else:  # "a" of "a@b" must not turn every "a" of the message into ***
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", MASK, text)
     return text

@@ -52,4 +52,4 @@ def stack_settings(stack: str, stack_file: Path | None):
     path = stack_file or Path(f"Pulumi.{stack}.yaml")
     if not path.exists():
         raise UsageError(missing_stack_file(path, stack))
-    return settings_from_stack_file(stack, path)
+    return settings_from_stack_file(stack, path, functions_dir=Path("supabase/functions"))

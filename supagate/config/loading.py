@@ -18,11 +18,13 @@ class SettingsError(BadInput):
 
 
 def load_settings(stack: str, values: Mapping[str, Any], source: str,
-                  is_secret: Callable[[str], bool] | None = None) -> Settings:
+                  is_secret: Callable[[str], bool] | None = None, functions_dir: Path | None = None) -> Settings:
     """Validate `values` (config keys without the namespace, raw JSON strings or values).
 
     `source` names where they came from (the stack file) for the error message;
-    `is_secret(key)`, when the engine can say, refuses a secret key set as plain text."""
+    `is_secret(key)`, when the engine can say, refuses a secret key set as plain text;
+    `functions_dir` (supabase/functions) is where each function the stack overrides must
+    have its folder."""
     data: dict[str, Any] = {"stack": stack}
     problems: list[str] = []
     for key in SECRET_KEYS if is_secret is not None else ():
@@ -39,6 +41,10 @@ def load_settings(stack: str, values: Mapping[str, Any], source: str,
         elif isinstance(raw, str) and raw in ("true", "false"):
             raw = raw == "true"
         data[key] = raw
+    if functions_dir is not None and isinstance(data.get("functions"), dict):
+        from supagate.supabase_api.edge_functions import overrides_without_folder
+
+        problems += [f"{NAMESPACE}:{problem}" for problem in overrides_without_folder(functions_dir, data["functions"])]
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -59,9 +65,9 @@ def load_settings(stack: str, values: Mapping[str, Any], source: str,
     return settings
 
 
-def settings_from_stack_file(stack: str, path) -> Settings:
+def settings_from_stack_file(stack: str, path, functions_dir: Path | None = None) -> Settings:
     """Read a Pulumi.<stack>.yaml directly (used by tests, `supagate check` and `plan`)."""
-    return load_settings(stack, stack_file_values(path), str(path))
+    return load_settings(stack, stack_file_values(path), str(path), functions_dir=functions_dir)
 
 
 def missing_stack_file(path: Path, stack: str) -> str:

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from supagate.config.models_base import Model
 from supagate.config.operations import AlertSettings, MaintenanceSettings
@@ -245,6 +245,8 @@ class Settings(_Model):
     auth: AuthSettings = AuthSettings()
     pooler: PoolerSettings | None = None
     storage: StorageSettings | None = None
+    # Declared before the URL, whose check reads it: the token may go to an unlisted host.
+    allow_unlisted_management_api: bool = False
     management_api_url: str = "https://api.supabase.com"
     network_restrictions: tuple[str, ...] = ()
     ssl_enforced: bool = True
@@ -322,9 +324,12 @@ class Settings(_Model):
 
     @field_validator("management_api_url")
     @classmethod
-    def _api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+    def _api_url(cls, value: str, info: ValidationInfo) -> str:
+        from supagate.supabase_api.endpoint import refusal
+
+        refused = refusal(value, bool(info.data.get("allow_unlisted_management_api")))
+        if refused:
+            raise ValueError(refused)
         return value.rstrip("/")
 
     @field_validator("network_restrictions")

@@ -100,7 +100,7 @@ def program_request(root: Path, stack: str, stack_file: Path | None = None, stag
     if not stack_file.exists():
         raise PlanInputError(missing_stack_file(stack_file, stack))
     values = stack_file_values(stack_file)
-    settings = load_settings(stack, values, str(stack_file))
+    settings = load_settings(stack, values, str(stack_file), functions_dir=root / "supabase" / "functions")
     notes: list[str] = []
     unset = unset_secrets(stack_file)
     if unset and not assume_secrets:

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ..errors import Failed
-from ..secrets import redact
+from ..secrets import password_is_ambiguous, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,8 +43,9 @@ def _no_url() -> DatabaseError:
 
 
 def _failed(exc: Exception, url: str) -> DatabaseError:
-    return DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n"
-                         "Check the host, port, user and password of the database URL.")
+    hint = ("Its password holds an unencoded @ / : ? or #, which ends it early: percent-encode them (%40 %2F %3A "
+            "%3F %23)." if password_is_ambiguous(url) else "Check the host, port, user and password of the database URL.")
+    return DatabaseError(f"failed to connect to the database: {redact(str(exc).strip(), url)}\n{hint}")
 
 
 def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10,
@@ -62,7 +63,11 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10,
         settings = _settings(conninfo_to_dict(url).get("options"), engine)
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout, **settings)
     except (psycopg.Error, ValueError) as exc:
-        raise _failed(exc, url) from None
+        failure = _failed(exc, url)
+    else:
+        failure = None
+    if failure is not None:  # raised here, not in the handler: psycopg's error, which quotes the URL, is no context
+        raise failure
     if engine:
         conn.prepare_threshold = None
     return conn

@@ -21,8 +21,9 @@ from typing import Any, Callable
 import httpx
 
 from supagate.secrets import redact
+from supagate.supabase_api.deadline import run_until
+from supagate.supabase_api.endpoint import DEFAULT_URL, refusal
 
-DEFAULT_URL = "https://api.supabase.com"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -47,7 +48,11 @@ class ManagementApi:
     """Use as a context manager; one per provider call (providers hold no client)."""
 
     def __init__(self, token: str, base_url: str = DEFAULT_URL, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep, secrets: tuple[str, ...] = ()):
+                 sleep: Callable[[float], None] = time.sleep, secrets: tuple[str, ...] = (),
+                 allow_unlisted_api: bool = False):
+        refused = refusal(base_url, allow_unlisted_api)
+        if refused:  # before the token goes anywhere
+            raise ApiError(f"managementApiUrl: {refused}.")
         if not token:
             raise ApiError("no Supabase access token\nSet it with "
                            "`pulumi config set --secret supabaseAccessToken sbp_...` (Account > Access Tokens).")
@@ -58,7 +63,10 @@ class ManagementApi:
         self._token = token
         self._secrets = tuple(s for s in (token, *secrets) if s)
         self.retry, self._sleep = retry, sleep
+        self._call = threading.local()  # the deadline of the call under way on this thread
+        # No connection is kept alive: each try opens the socket its deadline can cut.
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=retry.timeout,
+                                  limits=httpx.Limits(max_keepalive_connections=0),
                                   headers={"Authorization": f"Bearer {token}", "User-Agent": "supagate"})
 
     def __enter__(self) -> "ManagementApi":
@@ -75,18 +83,29 @@ class ManagementApi:
         """The decoded JSON of a 2xx response (None when empty). `ok` lists other statuses
         that are answers, not errors (404 when asking whether something exists).
 
-        `retry.total` bounds the whole call, slow bodies and sleeps included. A write whose
-        answer was lost (no response, or a 5xx after the request went out) may have been
-        applied: before sending it again, `applied()` reads the state back, and when it says
+        `retry.total` bounds the whole call, slow answers, sleeps and read-backs included,
+        and is enforced when it runs out (see deadline.py). A write whose answer was lost (no
+        response, or a 5xx after the request went out) may have been applied: before sending
+        it again, `applied()` reads the state back within the same deadline, and when it says
         the write took effect the call returns None instead of writing twice."""
-        where = f"{method} {path}"
-        deadline = time.monotonic() + self.retry.total
+        outer = getattr(self._call, "deadline", None)  # a read-back runs inside its write's call
+        self._call.deadline = outer if outer is not None else time.monotonic() + self.retry.total
+        try:
+            return self._request(f"{method} {path}", self._call.deadline, method, path, applied, ok,
+                                 dict(json=json_body, params=params, files=files, data=data))
+        finally:
+            self._call.deadline = outer
+
+    def _request(self, where: str, deadline: float, method: str, path: str, applied: Callable[[], bool] | None,
+                 ok: tuple[int, ...], content: dict) -> Any:
         last = "no attempt made"
         for attempt in range(1, self.retry.attempts + 1):
-            if attempt > 1 and applied is not None and applied():
+            if attempt > 1 and applied is not None and self._read_back(where, applied):
                 return None  # the lost answer's write took effect
             try:
-                response = self._send(method, path, deadline, json=json_body, params=params, files=files, data=data)
+                response = run_until(deadline, lambda trace: self._http.request(
+                    method, path, timeout=min(self.retry.timeout, max(deadline - time.monotonic(), 0.001)),
+                    extensions={"trace": trace}, **content))
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = f"{type(exc).__name__.replace('Exception', '')}: {self._clean(str(exc)) or 'no response'}"
                 delay = self._delay(attempt, None)
@@ -101,36 +120,21 @@ class ManagementApi:
             if attempt == self.retry.attempts or time.monotonic() + delay >= deadline:
                 break
             self._sleep(delay)
-        raise ApiError(f"failed to call {where} after {attempt} attempt(s) in at most {self.retry.total:.0f} s: "
-                       f"{last}\nThe Supabase API is unavailable or rate limited; nothing was recorded as "
-                       "applied. Run again later.")
+        raise ApiError(f"failed to call {where} after {attempt} attempt(s) within the call's "
+                       f"{self.retry.total:g} s: {last}\nThe Supabase API is unavailable or rate limited; nothing "
+                       "was recorded as applied. Run again later.")
 
-    def _send(self, method: str, path: str, deadline: float, **kwargs) -> httpx.Response:
-        """One try, bounded by the call's deadline: each wait (connect, every read) gets at
-        most what is left, and a body that trickles in is cut off at the deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise httpx.ReadTimeout("the call's time ran out")
-        timeout = httpx.Timeout(min(self.retry.timeout, remaining))
-        with self._http.stream(method, path, timeout=timeout, **kwargs) as response:
-            # A read blocked past the deadline is ended by closing the response under it.
-            watchdog = threading.Timer(max(deadline - time.monotonic(), 0), response.close)
-            watchdog.daemon = True
-            watchdog.start()
-            try:
-                chunks = []
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the call's time ran out while the answer was still arriving")
-            except (httpx.StreamClosed, httpx.ReadError, httpx.RemoteProtocolError):
-                if time.monotonic() >= deadline:
-                    raise httpx.ReadTimeout("the call's time ran out while the answer was still arriving") from None
-                raise
-            finally:
-                watchdog.cancel()
-            return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
-                                  request=response.request)
+    def _read_back(self, where: str, applied: Callable[[], bool]) -> bool:
+        """Whether the write `where`, whose answer was lost, took effect. A failed read-back
+        is reported as the failure of the write the user asked for."""
+        try:
+            return applied()
+        except ApiError as exc:
+            reason = str(exc).splitlines()[0].removeprefix("failed to call ")
+            raise ApiError(f"failed to call {where}: its answer was lost, and reading the state back to see "
+                           f"whether it took effect failed ({reason})\nIt may have been applied; nothing was "
+                           "recorded as applied. Run again: the state is read before anything is sent.",
+                           exc.status) from None
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -213,4 +217,4 @@ def from_inputs(props: dict[str, Any], secrets: tuple[str, ...] = ()) -> Managem
     """The client a provider method opens from its resource's inputs (providers hold none)."""
     retry = RetryPolicy(**(props.get("retry") or {}))
     return ManagementApi(props.get("access_token") or "", props.get("api_url") or DEFAULT_URL, retry,
-                         secrets=secrets)
+                         secrets=secrets, allow_unlisted_api=bool(props.get("allow_unlisted_api")))

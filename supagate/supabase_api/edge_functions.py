@@ -20,7 +20,7 @@ import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from supagate.supabase_api.client import ManagementApi
 from supagate.tools import python_tool
@@ -67,10 +67,8 @@ def discover(supabase_dir: Path, overrides: Mapping[str, Any] | None = None) -> 
     found: list[EdgeFunctionSource] = []
     if not functions_dir.is_dir():
         return []
-    slugs = sorted(p.name for p in functions_dir.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-    for slug in sorted(set(overrides) - set(slugs)):
-        problems.append(f"functions.{slug}: the stack overrides a function that has no folder "
-                        f"{functions_dir / slug}; remove the override or add the function")
+    slugs = function_folders(functions_dir)
+    problems += overrides_without_folder(functions_dir, overrides)
     for slug in slugs:
         entry = config.get(slug, {})
         if entry.get("enabled", True) is False:
@@ -104,6 +102,23 @@ def discover(supabase_dir: Path, overrides: Mapping[str, Any] | None = None) -> 
     if problems:
         raise FunctionError("failed to load edge functions:\n  " + "\n  ".join(problems))
     return found
+
+
+def function_folders(functions_dir: Path) -> list[str]:
+    """The functions' folders (not `_shared` or hidden ones); none without a functions folder."""
+    if not functions_dir.is_dir():
+        return []
+    return sorted(p.name for p in functions_dir.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def overrides_without_folder(functions_dir: Path, overrides: Iterable[str]) -> list[str]:
+    """A problem for each function the stack overrides that has no folder (a typo would
+    otherwise leave the real function with its config.toml settings, unnoticed)."""
+    if not functions_dir.is_dir():
+        return []
+    return [f"functions.{slug}: the stack overrides a function that has no folder {functions_dir / slug}; "
+            "remove the override or add the function"
+            for slug in sorted(set(overrides) - set(function_folders(functions_dir)))]
 
 
 def _config(path: Path) -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 from supagate.secrets import redact, url_without_password
 from tests.cli.test_cli import supagate
-from tests.conftest import write_migrations
+from tests.conftest import APP_MIGRATIONS, write_migrations
 
 PASSWORD = "Wr0ng%zzPassw0rd"  # an invalid percent escape: libpq quotes it back in its error
 
@@ -81,14 +81,15 @@ def test_api_errors_hide_escaped_secrets_and_a_token_with_a_newline(echo_server)
     from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
 
     secret = 'quote"back\\slash-value-0123'
-    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,)) as api:
+    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,),
+                       allow_unlisted_api=True) as api:
         with pytest.raises(ApiError) as err:
             api.request("POST", "/v1/projects/x/secrets", json_body=[{"name": "S", "value": secret}])
     assert "HTTP 422" in str(err.value)
     assert "slash-value" not in str(err.value) and "quote" not in str(err.value)
     token = "sbp_newline_token_0123\n"  # pasted with its line end: httpx would quote it in its own error
     with pytest.raises(ApiError) as err:
-        ManagementApi(token, echo_server, RetryPolicy(attempts=1, total=5))
+        ManagementApi(token, echo_server, RetryPolicy(attempts=1, total=5), allow_unlisted_api=True)
     assert "sbp_newline_token" not in str(err.value) and "control characters" in str(err.value)
 
 
@@ -98,7 +99,90 @@ def test_a_secret_across_the_truncation_point_does_not_leak_in_part(echo_server)
     from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
 
     secret = "straddling-secret-value-0123456789"
-    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,)) as api:
+    with ManagementApi("sbp_token_value", echo_server, RetryPolicy(attempts=1, total=5), secrets=(secret,),
+                       allow_unlisted_api=True) as api:
         with pytest.raises(ApiError) as err:
             api.request("POST", "/v1/projects/x/secrets", json_body=[{"name": "S", "pad": "p" * 270, "value": secret}])
     assert "straddling" not in str(err.value) and "0123456789" not in str(err.value)
+
+
+# A password holding an unencoded `@ / : ? #`: libpq and psycopg read another host, port or
+# query out of the URL and quote it back, with a piece of the password in it.
+LEFT, RIGHT = "Lft7qPiece", "Rgt9zPiece"
+PIECES = (LEFT, RIGHT, "Xtr4aPiece", "Ytr5bPiece", "Ztr6cPiece")
+AMBIGUOUS = [f"{LEFT}@{RIGHT}",  # host "Rgt9zPiece@127.0.0.1"
+             f"{LEFT}/{RIGHT}",  # port "Lft7qPiece" (psql), host "deployer"
+             f"{LEFT}/{RIGHT}%zz",  # "invalid percent-encoded token: "Rgt9zPiece%zz@127.0.0.1:..."
+             f"{LEFT}:{RIGHT}%zz", f"{LEFT}?{RIGHT}%zz", f"{LEFT}#{RIGHT}%zz",  # the whole password quoted
+             f"{LEFT}@{RIGHT}/Xtr4aPiece:Ytr5bPiece?Ztr6cPiece#tail"]
+
+
+def _chain(exc: BaseException | None):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _ambiguous_url(cluster, password: str) -> str:
+    return f"postgresql://deployer:{password}@127.0.0.1:{cluster.port}/postgres"
+
+
+@pytest.mark.parametrize("password", AMBIGUOUS)
+def test_no_piece_of_an_unencoded_password_leaks_from_a_failed_connection(cluster, password, caplog):
+    """Through the real failure path: the message, its exception chain and every log line."""
+    import logging
+
+    from supagate.postgres.connect import DatabaseError, connect
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(DatabaseError) as raised:
+        connect(_ambiguous_url(cluster, password), connect_timeout=3)
+    texts = [caplog.text] + [t for exc in _chain(raised.value) for t in (str(exc), repr(exc))]
+    assert "failed to connect to the database" in texts[1] and "percent-encode them" in texts[1]
+    for text in texts:
+        assert not any(piece in text for piece in PIECES), text
+
+
+@pytest.mark.parametrize("password", AMBIGUOUS)
+def test_no_piece_of_an_unencoded_password_leaks_from_psql_or_the_cli(cluster, password):
+    """psql (libpq itself) quotes the pieces back; the redactor hides them, and the CLI's
+    output never holds them."""
+    import subprocess
+
+    from supagate.postgres.pgtap import find_psql
+
+    url = _ambiguous_url(cluster, password)
+    done = subprocess.run([find_psql(), "-X", "-c", "select 1", url], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode != 0 and any(piece in done.stderr for piece in PIECES)  # the real echo
+    assert not any(piece in redact(done.stderr, url) for piece in PIECES)
+    run = supagate("migrate", "--migrations", str(APP_MIGRATIONS), env={"SUPABASE_DB_URL": url})
+    assert run.returncode == 1 and "failed to connect" in run.stderr, run.stderr
+    assert not any(piece in run.stderr + run.stdout for piece in PIECES)
+
+
+def test_an_encoded_password_with_every_delimiter_connects_and_messages_keep_their_words(db_url):
+    """The safe twin: percent-encoded, the same characters are an ordinary password (a real
+    role logs in with it), and masking a short piece leaves the words of a message alone."""
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from supagate.postgres.connect import connect
+
+    password = f"{LEFT}@/:?#{RIGHT}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("select set_config('password_encryption', 'scram-sha-256', false)")
+        conn.execute(f"create role delimited login password '{password}'")
+    params = conninfo_to_dict(db_url)
+    encoded = (f"postgresql://delimited:{quote(password, safe='')}@{params.get('host', '127.0.0.1')}:"
+               f"{params.get('port', 5432)}/{params['dbname']}")
+    with connect(encoded) as conn:
+        assert conn.execute("select current_user").fetchone() == ("delimited",)
+    message = 'could not translate host name "db.example" to address: Name or service not known'
+    assert redact(message, encoded) == message
+    # The pieces "a" and "e" of "a@e" are masked where they stand alone, not inside words.
+    echoed = 'could not translate host name "e@db.example" to address: Name or service not known'
+    assert redact(echoed, "postgresql://deployer:a@e@db.example/x") == \
+        'could not translate host name "***@db.example" to address: Name or service not known'

@@ -53,7 +53,7 @@ def fake():
 
 
 def _api(fake):
-    return {"project_ref": REF, "api_url": fake.url, "access_token": "sbp_preflight",
+    return {"project_ref": REF, "api_url": fake.url, "allow_unlisted_api": True, "access_token": "sbp_preflight",
             "retry": {"attempts": 1, "timeout": 2.0, "total": 5.0}}
 
 

@@ -140,7 +140,8 @@ def test_lost_answers_never_apply_a_secret_twice(api):
         desired = {f"SECRET_{n}": f"value-{round_}-{n}" for n in RNG.sample(range(6), 3)}
         api.faults = [RNG.choice(["lose", "fail", None]) for _ in range(2)]
         api.applied.clear()
-        props = {"project_ref": REF, "api_url": api.url, "access_token": TOKEN, "secrets": desired, "retry": RETRY}
+        props = {"project_ref": REF, "api_url": api.url, "allow_unlisted_api": True, "access_token": TOKEN,
+                 "secrets": desired, "retry": RETRY}
         if previous:
             provider.update(f"{REF}-secrets", {**props, "secrets": previous}, props)
         else:
@@ -156,7 +157,7 @@ def test_a_lost_settings_answer_is_not_sent_again(api):
     from supagate.supabase_api.project_settings import apply
 
     api.faults = ["lose"]
-    with ManagementApi(TOKEN, api.url, RetryPolicy(**RETRY)) as client:
+    with ManagementApi(TOKEN, api.url, RetryPolicy(**RETRY), allow_unlisted_api=True) as client:
         client.wait_healthy = lambda *a, **k: None
         apply(client, REF, {"auth": {"jwt_exp": 3600}}, {"auth": {"jwt_exp": (86400, 3600)}}, allow_restart=False)
     assert api.auth["jwt_exp"] == 3600 and api.applied == ["auth"]
@@ -166,7 +167,7 @@ def test_a_lost_deploy_answer_does_not_deploy_again(api):
     api.faults = ["lose"]
     props = {"slug": "health-check", "entrypoint": "health-check/index.ts", "verify_jwt": True,
              "files": {"health-check/index.ts": "Deno.serve(() => new Response('ok'));"}}
-    with ManagementApi(TOKEN, api.url, RetryPolicy(**RETRY)) as client:
+    with ManagementApi(TOKEN, api.url, RetryPolicy(**RETRY), allow_unlisted_api=True) as client:
         deployed = edge_functions.deploy(client, REF, props)
     assert api.applied == ["deploy health-check"] and deployed["version"] == 1
 
@@ -174,7 +175,8 @@ def test_a_lost_deploy_answer_does_not_deploy_again(api):
 def test_the_time_bound_holds_against_a_trickling_body(api):
     api.trickle = True  # a few bytes a second: every read succeeds, the whole never arrives in time
     started = time.monotonic()
-    with ManagementApi(TOKEN, api.url, RetryPolicy(attempts=5, timeout=30, total=2, backoff=0.01)) as client:
+    with ManagementApi(TOKEN, api.url, RetryPolicy(attempts=5, timeout=30, total=2, backoff=0.01),
+                       allow_unlisted_api=True) as client:
         with pytest.raises(ApiError) as raised:
             client.get(f"/v1/projects/{REF}/config/auth")
     elapsed = time.monotonic() - started
@@ -185,6 +187,6 @@ def test_the_time_bound_holds_against_a_trickling_body(api):
 @pytest.mark.parametrize("token", [TOKEN + "\n", " " + TOKEN, TOKEN + "\t", TOKEN[:5] + "\x00" + TOKEN[5:]])
 def test_a_token_with_whitespace_or_control_characters_is_refused_unseen(api, token):
     with pytest.raises(ApiError) as raised:
-        ManagementApi(token, api.url)
+        ManagementApi(token, api.url, allow_unlisted_api=True)
     assert "whitespace or control characters" in str(raised.value)
     assert TOKEN[4:] not in str(raised.value) and TOKEN[6:] not in str(raised.value)

@@ -72,11 +72,31 @@ def test_bad_stack_files_exit_2(tmp_path, text, expected, command):
     assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
-def test_a_function_override_without_a_folder_exits_2(tmp_path):
+@pytest.mark.parametrize("command", ["check", "plan"])
+def test_a_function_override_without_a_folder_is_one_of_the_settings_errors(tmp_path, command):
+    """Reported with every other bad key, in one error naming the stack file (it used to
+    come alone, later, from the program, without the file's name)."""
     document = yaml.safe_load(PROD)
     document["config"]["supabase-platform:functions"]["no-such-function"] = {"verifyJwt": True}
-    run = supagate("plan", "--stack", "prod", "--stack-file", str(_stack_file(tmp_path, yaml.safe_dump(document))))
-    assert run.returncode == 2 and "functions.no-such-function" in run.stderr and "Traceback" not in run.stderr
+    document["config"]["supabase-platform:maxRows"] = 0
+    path = _stack_file(tmp_path, yaml.safe_dump(document))
+    args = ["check", "--no-shadow"] if command == "check" else ["plan"]
+    run = supagate(*args, "--stack", "prod", "--stack-file", str(path))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    error = run.stderr[run.stderr.index(f"failed to load settings from {path}:"):]
+    assert "supabase-platform:functions.no-such-function: the stack overrides a function that has no folder" in error
+    assert "supabase-platform:maxRows:" in error
+
+
+def test_overrides_of_functions_that_have_folders_load():
+    """The safe twin: the example's override of webhook-terra (a folder) loads."""
+    from supagate.config.loading import SettingsError, settings_from_stack_file
+
+    functions = APP / "supabase" / "functions"
+    settings = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml", functions_dir=functions)
+    assert settings.functions["webhook-terra"].signature_header == "terra-signature"
+    with pytest.raises(SettingsError):  # and the same file with the folder gone does not
+        settings_from_stack_file("prod", APP / "Pulumi.prod.yaml", functions_dir=functions / "_shared")
 
 
 def test_a_huge_failing_statement_prints_a_bounded_excerpt(tmp_path, db_url):

@@ -31,7 +31,7 @@ def api(validated_api):
 
 
 def _common(url: str) -> dict:
-    return {"project_ref": REF, "api_url": url, "access_token": TOKEN,
+    return {"project_ref": REF, "api_url": url, "allow_unlisted_api": True, "access_token": TOKEN,
             "retry": {"attempts": 2, "timeout": 10, "total": 20, "backoff": 0.1}}
 
 
@@ -114,7 +114,7 @@ def test_function_secrets_provider_lifecycle_and_bulk_delete(api):
     assert recorder.requests == [("GET", base), ("POST", base)]
     assert provider.diff("x", created.outs, props).changes is False
     provider.read("x", created.outs)
-    with ManagementApi(TOKEN, url) as client:  # the bulk delete body, against the spec
+    with ManagementApi(TOKEN, url, allow_unlisted_api=True) as client:  # the bulk delete body, against the spec
         function_secrets.apply(client, REF, {}, function_secrets.SecretsPlan(delete=["OLD_SECRET"]))
     assert recorder.requests[-1] == ("DELETE", base)
 
@@ -124,12 +124,12 @@ def test_the_harness_fails_a_request_the_spec_rejects(validated_api):
 
     url, recorder = validated_api
     recorder.reset()
-    with ManagementApi(TOKEN, url) as client, pytest.raises(ApiError) as raised:
+    with ManagementApi(TOKEN, url, allow_unlisted_api=True) as client, pytest.raises(ApiError) as raised:
         client.request("PATCH", f"/v1/projects/{REF}/config/auth", json_body={"jwt_exp": "an hour"})
     assert "HTTP 422" in str(raised.value) and TOKEN not in str(raised.value)
     assert len(recorder.violations) == 1 and "jwt_exp" in recorder.violations[0]
     recorder.reset()
-    with ManagementApi(TOKEN, url) as client, pytest.raises(ApiError):
+    with ManagementApi(TOKEN, url, allow_unlisted_api=True) as client, pytest.raises(ApiError):
         client.request("POST", f"/v1/projects/{REF}/functions/deploy", params={"slug": "9bad"},
                        files=[("metadata", (None, b'{"verify_jwt": "yes"}', "application/json"))])
     assert any("entrypoint_path is required" in v for v in recorder.violations)

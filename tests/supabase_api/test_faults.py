@@ -78,6 +78,7 @@ def fake():
 def client(fake, sleeps: list | None = None, **retry) -> ManagementApi:
     policy = RetryPolicy(**{"attempts": 4, "timeout": 2.0, "total": 30.0, "backoff": 0.2, **retry})
     return ManagementApi(TOKEN, fake.url, policy, sleep=(sleeps.append if sleeps is not None else time.sleep),
+                         allow_unlisted_api=True,
                          secrets=(SECRET_VALUE,))
 
 
@@ -144,7 +145,8 @@ def test_4xx_is_not_retried_and_says_what_to_do(fake):
 
 
 def _settings_props(fake, **areas) -> dict:
-    return {"project_ref": REF, "api_url": fake.url, "access_token": TOKEN, "allow_restart": False,
+    return {"project_ref": REF, "api_url": fake.url, "allow_unlisted_api": True, "access_token": TOKEN,
+            "allow_restart": False,
             "retry": {"attempts": 2, "timeout": 2.0, "total": 10.0, "backoff": 0.01}, "health_timeout": 2, **areas}
 
 
@@ -205,7 +207,7 @@ def test_secret_values_and_token_never_reach_errors_or_logs(fake, capsys):
     fake.on("GET", base, (200, []))
     echo = {"message": f"rejected {SECRET_VALUE} with Bearer {TOKEN}"}
     fake.on("POST", base, (400, echo))
-    props = {"project_ref": REF, "api_url": fake.url, "access_token": TOKEN,
+    props = {"project_ref": REF, "api_url": fake.url, "allow_unlisted_api": True, "access_token": TOKEN,
              "retry": {"attempts": 1, "timeout": 2.0, "total": 5.0}, "secrets": {"TERRA_WEBHOOK_SECRET": SECRET_VALUE}}
     provider = FunctionSecretsProvider()
     with pytest.raises(ApiError) as raised:

@@ -18,7 +18,7 @@ URN = "urn:pulumi:prod::supabase-platform::pulumi-python:dynamic/supabase:{}::pr
 
 
 def _common(url: str) -> dict:
-    return {"project_ref": REF, "api_url": url, "access_token": "sbp_host_token",
+    return {"project_ref": REF, "api_url": url, "allow_unlisted_api": True, "access_token": "sbp_host_token",
             "retry": {"attempts": 2, "timeout": 10, "total": 30}}
 
 

@@ -35,7 +35,7 @@ def test_provider_pickles_by_reference_without_a_client(provider):
 def test_secrets_provider_runs_from_its_serialized_form_in_a_fresh_process(validated_api):
     url, recorder = validated_api
     recorder.reset()
-    props = {"project_ref": REF, "api_url": url, "access_token": "sbp_serialized",
+    props = {"project_ref": REF, "api_url": url, "allow_unlisted_api": True, "access_token": "sbp_serialized",
              "secrets": {"TERRA_WEBHOOK_SECRET": "whsec_serialized"}}
     run = subprocess.run([sys.executable, "-c", SCRIPT, serialize_provider(FunctionSecretsProvider())],
                          input=json.dumps(props), capture_output=True, text=True, cwd=ROOT, timeout=60)
