@@ -95,6 +95,19 @@ def _forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
+# A key=value connection string's password runs to the next `key=`: libpq stops at a space
+# and echoes the rest (`missing "=" after "Zebra99XY"`), so each piece of it is a secret too.
+_CONNINFO_PASSWORD = re.compile(r"\bpassword\s*=\s*(.*?)(?=\s+\w+\s*=|\Z)", re.S)
+
+
+def _conninfo_pieces(conninfo: str) -> set[str]:
+    pieces: set[str] = set()
+    for match in _CONNINFO_PASSWORD.finditer(conninfo):
+        pieces.add(match.group(1).strip())
+        pieces.update(p for p in re.split(r"[\s'\"=\\]+", match.group(1)) if p)
+    return pieces
+
+
 def redact(text: str, *secrets: str | None) -> str:
     """`text` with each secret replaced in every form it may take. A secret that is a
     connection URL is replaced whole, and its password wherever else it appears."""
@@ -107,6 +120,10 @@ def redact(text: str, *secrets: str | None) -> str:
             urls.update(_forms(secret))
             for password in _password_readings(secret):
                 values.update(_forms(password) | _forms(unquote(password)))
+        elif _CONNINFO_PASSWORD.search(secret):
+            urls.update(_forms(secret))
+            for piece in _conninfo_pieces(secret):
+                values.update(_forms(piece))
         else:
             values.update(_forms(secret))
     for url in sorted(urls, key=len, reverse=True):

@@ -95,7 +95,7 @@ class GithubSettings(_Model):
     @field_validator("repository")
     @classmethod
     def _repo(cls, value: str) -> str:
-        if value and not re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", value):
+        if value and not re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+\Z", value):
             raise ValueError(f"{value!r} is not owner/name")
         return value
 
@@ -291,7 +291,7 @@ class Settings(_Model):
     @field_validator("project_ref")
     @classmethod
     def _ref(cls, value: str) -> str:
-        if not re.match(r"^[a-z]{20}$", value):
+        if not re.match(r"^[a-z]{20}\Z", value):
             raise ValueError("must be the 20 lower-case letters of the project's reference "
                              "(Project Settings > General)")
         return value
@@ -300,7 +300,7 @@ class Settings(_Model):
     @classmethod
     def _schemas(cls, value):
         for schema in value:
-            if not re.match(r"^[a-z_][a-z0-9_]*$", schema):
+            if not re.match(r"^[a-z_][a-z0-9_]*\Z", schema):
                 raise ValueError(f"{schema!r} is not a schema name")
         if not value:
             raise ValueError("at least one schema must be exposed")
@@ -348,7 +348,7 @@ class Settings(_Model):
         for name in value:
             if name.startswith("SUPABASE_"):
                 raise ValueError(f"{name!r}: names starting with SUPABASE_ are reserved by Supabase")
-            if not re.match(r"^[A-Z_][A-Z0-9_]*$", name):
+            if not re.match(r"^[A-Z_][A-Z0-9_]*\Z", name):
                 raise ValueError(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
         return value
 
@@ -376,7 +376,7 @@ class Settings(_Model):
         rule_names = {r["name"] for r in self.alert_rules()} if any(f.guards for f in self.feature_flags.values()) \
             else set()
         for key, flag in self.feature_flags.items():
-            if not re.match(r"^[a-z][a-z0-9_]*$", key):
+            if not re.match(r"^[a-z][a-z0-9_]*\Z", key):
                 problems.append(f"featureFlags.{key}: flag keys are lower-case letters, digits and _")
             unknown = [g for g in flag.guards if g not in rule_names]
             if unknown:
@@ -393,6 +393,10 @@ class Settings(_Model):
         if any(r.probe for r in self.rate_limits.values()) and "RATE_LIMIT_PROBE_SECRET" not in self.secret_names:
             problems.append("rateLimits: a probed limit needs RATE_LIMIT_PROBE_SECRET in secretNames (the function "
                             "checks the probe's signature with it): add it and set functionSecrets.RATE_LIMIT_PROBE_SECRET")
+        if self.is_production and self.allow_unlisted_management_api:
+            problems.append("allowUnlistedManagementApi on a production tier: prod's organisation-wide access token "
+                            "would go to a host that is not api.supabase.com, on one line of a stack file; remove it "
+                            "(a mock or proxy is for staging and development stacks)")
         if self.is_production and self.seed.enabled:
             problems.append("seed.enabled on a production tier: seed data never runs on production (set it on "
                             "staging or development stacks only)")

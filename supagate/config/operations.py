@@ -109,7 +109,7 @@ class CronJob(Model):
                              f"(found {', '.join(chosen) or 'none'})")
         for key in ("vacuum_analyze", "refresh", "call"):
             value = getattr(self, key)
-            if value and not re.match(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$", value):
+            if value and not re.match(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*\Z", value):
                 raise ValueError(f"{key}: {value!r} is not schema.name (schema-qualified, lower case)")
         return self
 

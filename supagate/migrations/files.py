@@ -19,7 +19,7 @@ from supagate.errors import BadInput
 from supagate.migrations.options import TIMEOUT as _TIMEOUT_VALUE
 from supagate.migrations.splitter import SplitError, Statement, split_statements
 
-MIGRATION_FILE = re.compile(r"^([0-9]+)_(.*)\.sql$")  # the Supabase CLI's own pattern
+MIGRATION_FILE = re.compile(r"^([0-9]+)_(.*)\.sql\Z")  # the Supabase CLI's own pattern
 DOWN_DIR = "down"
 DOWN_SUFFIX = ".down.sql"
 _DIRECTIVE = re.compile(r"^--\s*supagate:\s*(.+)$", re.MULTILINE)

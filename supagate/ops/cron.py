@@ -101,7 +101,7 @@ def command(name: str, job: Any) -> str:
 def job_problems(name: str, job: Any) -> list[str]:
     where = f"maintenance.jobs.{name}"
     problems = []
-    if not re.match(r"^[a-z0-9][a-z0-9-]*$", name):
+    if not re.match(r"^[a-z0-9][a-z0-9-]*\Z", name):
         problems.append(f"{where}: job names are lower-case letters, digits and dashes")
     if job.sql:
         from supagate.ops.readonly import statement_count

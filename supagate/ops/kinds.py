@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|min|h|d|w)$")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|min|h|d|w)\Z")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -102,7 +102,7 @@ RULE_KEYS = {"kind", "for", "keepFiringFor", "repeatInterval", "severity", "noti
 def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """The rule `name` of the stack file in its canonical form; ValueError names the key."""
     where = f"alerts.rules.{name}"
-    if not re.match(r"^[a-z0-9][a-z0-9-]*$", name):
+    if not re.match(r"^[a-z0-9][a-z0-9-]*\Z", name):
         raise ValueError(f"{where}: rule names are lower-case letters, digits and dashes")
     kind = KINDS.get(spec.get("kind"))
     if kind is None:
@@ -133,7 +133,7 @@ def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict
             raise ValueError(f"{where}.{key}: required for a {kind.name} rule")
         if value == "":
             continue
-        if key == "table" and not re.match(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$", str(value)):
+        if key == "table" and not re.match(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*\Z", str(value)):
             raise ValueError(f"{where}.table: {value!r} is not schema.table (qualified, lower case)")
         params[key] = interval(value, f"{where}.{key}") if key in kind.durations else value
     if kind.name == "sql":

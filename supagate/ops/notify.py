@@ -72,20 +72,28 @@ def verify(key: str, header: str | None, body: bytes, now: float,
     return hmac.compare_digest(_mac(key, int(match.group(1)), body), match.group(2))
 
 
+# The longest wait anything may impose: our own backoff's ceiling, and the cap on a receiver's
+# Retry-After (a receiver answering `Retry-After: 99999999999999` would otherwise park the row
+# forever, or overflow the date arithmetic and stop every row queued after it).
+LONGEST_WAIT = timedelta(hours=1)
+
+
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** attempts, 3600))
+    return min(timedelta(seconds=30 * 2 ** min(attempts, 16)), LONGEST_WAIT)
 
 
 def retry_after(header: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    """Retry-After as seconds or an HTTP date, at most LONGEST_WAIT; None when absent or
+    unreadable (ASCII digits only: `str.isdigit` also takes `²`)."""
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
-        return timedelta(seconds=int(header))
+    if re.fullmatch(r"[0-9]+", header):
+        seconds = int(header) if len(header) <= 6 else LONGEST_WAIT.total_seconds()
+        return min(timedelta(seconds=seconds), LONGEST_WAIT)
     try:
-        return max(parsedate_to_datetime(header) - now, timedelta(0))
-    except (TypeError, ValueError):
+        return min(max(parsedate_to_datetime(header) - now, timedelta(0)), LONGEST_WAIT)
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

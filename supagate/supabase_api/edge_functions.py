@@ -26,7 +26,7 @@ from supagate.supabase_api.client import ManagementApi
 from supagate.tools import python_tool
 
 _SHARED_IMPORT = re.compile(r"""['"](?:\.\./)+(_[A-Za-z0-9_-]+)/""")
-_SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*\Z")
 
 
 class FunctionError(BadInput):

@@ -32,7 +32,7 @@ def _loopback(host: str) -> bool:
 
 # Scheme, host (a name or a bracketed IPv6 address) and port, nothing else: no user part,
 # path, query, whitespace or escape, on which URL parsers disagree about the host.
-_BARE_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?/?$")
+_BARE_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?/?\Z")
 
 
 def refusal(url: str, allow_unlisted: bool) -> str | None:

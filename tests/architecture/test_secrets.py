@@ -161,6 +161,21 @@ def test_no_piece_of_an_unencoded_password_leaks_from_psql_or_the_cli(cluster, p
     assert not any(piece in run.stderr + run.stdout for piece in PIECES)
 
 
+@pytest.mark.parametrize("tail", [f"{LEFT} {RIGHT}", f"'{LEFT} {RIGHT}", f"{LEFT}={RIGHT}", f"{LEFT}\\ {RIGHT}"])
+def test_no_piece_of_a_key_value_password_leaks(cluster, tail):
+    """A key=value connection string with an unquoted space in its password: libpq stops at
+    the space and quotes the rest back (`missing "=" after "Rgt9zPiece"`)."""
+    from supagate.postgres.connect import DatabaseError, connect
+
+    conninfo = f"host=127.0.0.1 port={cluster.port} user=deployer password={tail} dbname=postgres"
+    with pytest.raises(DatabaseError) as raised:
+        connect(conninfo, connect_timeout=3)
+    texts = [t for exc in _chain(raised.value) for t in (str(exc), repr(exc))]
+    assert "failed to connect to the database" in texts[0]
+    for text in texts:
+        assert not any(piece in text for piece in PIECES), text
+
+
 def test_an_encoded_password_with_every_delimiter_connects_and_messages_keep_their_words(db_url):
     """The safe twin: percent-encoded, the same characters are an ordinary password (a real
     role logs in with it), and masking a short piece leaves the words of a message alone."""

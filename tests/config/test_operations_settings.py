@@ -170,3 +170,12 @@ def test_the_workflow_writer_never_builds_an_expression_from_another_name():
     assert _secret("HOOK_URL") == "${{ secrets.HOOK_URL }}"
     with pytest.raises(ValueError, match="not a GitHub secret name"):
         _secret("HOOK_URL }}${{ secrets.PULUMI_ACCESS_TOKEN")
+
+
+def test_a_flag_key_with_a_final_newline_is_not_another_spelling_of_a_safety_flag():
+    """`crisis_detection\\n` passed a `^...$` pattern and planned as a new flag, while the
+    real one was removed from the stack."""
+    with pytest.raises(SettingsError) as failure:
+        load(featureFlags={"crisis_detection\n": {"kind": "safety"}})
+    assert "flag keys are lower-case letters, digits and _" in str(failure.value)
+    assert load(featureFlags={"crisis_detection": {"kind": "safety"}}).feature_flags

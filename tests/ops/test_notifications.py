@@ -212,3 +212,25 @@ def test_an_unset_signing_key_sends_nothing_and_names_the_key(ops_url, receiver)
     assert done.delivered and len(receiver.requests) == 1
     sent = receiver.requests[0]
     assert notify.verify(HMAC_KEY, sent["headers"]["X-Supagate-Signature"], sent["body"], now=time.time())
+
+
+@pytest.mark.parametrize("header, wait", [
+    ("9" * 400, timedelta(hours=1)),  # overflowed the date arithmetic: the drain stopped
+    ("99999999999999", timedelta(hours=1)),  # parked the row for three million years
+    ("\u00b2", timedelta(seconds=30)),  # a Unicode digit: str.isdigit() said yes, int() too
+    ("120", timedelta(seconds=120)),  # an honest receiver's wait is kept
+])
+def test_a_receivers_retry_after_neither_stops_the_drain_nor_parks_a_row(ops_url, receiver, header, wait):
+    """The on-call page queued after a hostile receiver's row is still sent."""
+    secrets = {"HOOK_URL": receiver.url, "HOOK_HMAC": HMAC_KEY}
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("delete from ops.notifications")
+        flaky, oncall = f"flaky-{len(header)}-{ord(header[0])}", f"oncall-{len(header)}-{ord(header[0])}"
+        _fire(conn, flaky, ["hook"], AT)  # each case its own rules: a firing rule queues once
+        _fire(conn, oncall, ["hook"], AT)
+        receiver.script = [(429, {"Retry-After": header})]
+        result = notify.drain(conn, _channels(), secrets, at=AT)
+        assert len(result.retrying) == 1 and len(result.delivered) == 1
+        (_, attempts, next_at, error), = _undelivered(conn, flaky)
+        assert attempts == 1 and next_at == AT + wait and error == "HTTP 429 from channel hook"
+        assert _undelivered(conn, oncall) == []

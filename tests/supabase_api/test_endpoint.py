@@ -116,3 +116,16 @@ def test_the_stack_file_refuses_it_naming_the_key_the_flag_and_the_risk(values, 
 def test_the_listed_host_and_a_named_opt_in_load(values):
     settings = load_settings("staging", {**STAGING, **values}, "Pulumi.staging.yaml")
     assert settings.management_api_url.startswith(("https://", "http://127.0.0.1"))
+
+
+def test_a_production_stack_cannot_send_the_token_elsewhere():
+    """The opt-in is one line of the stack file a pull request edits: on production it would
+    send prod's organisation-wide token to any https host, so it is refused there."""
+    prod = {"tier": "production", "projectRef": "b" * 20, "noStagingReason": "test",
+            "managementApiUrl": "https://api.supabase.com.attacker.example", "allowUnlistedManagementApi": True}
+    with pytest.raises(SettingsError) as raised:
+        load_settings("prod", prod, "Pulumi.prod.yaml")
+    assert "allowUnlistedManagementApi on a production tier" in str(raised.value)
+    settings = load_settings("prod", {k: v for k, v in prod.items()
+                                      if k not in ("managementApiUrl", "allowUnlistedManagementApi")}, "Pulumi.prod.yaml")
+    assert settings.management_api_url == "https://api.supabase.com"
