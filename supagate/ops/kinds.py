@@ -93,10 +93,12 @@ KINDS = {k.name: k for k in (
          "statistics were reset", default_threshold=0, params={"minSizeMb": 10}),
     Kind("safetyFlags", "above", "safety flags not on for everyone (a superuser can bypass the guard trigger "
          "with session_replication_role = replica)", default_threshold=0),
-    Kind("sql", "above", "the number one read-only SELECT returns", params={"query": None}),
+    Kind("sql", "above", "the number one SELECT returns, run as supagate_alert_reader in a read-only transaction "
+         "under its own `timeout`", params={"query": None, "timeout": "5s"}, durations=("timeout",)),
 )}
 
 RULE_KEYS = {"kind", "for", "keepFiringFor", "repeatInterval", "severity", "notify", "below"}
+MAX_SQL_RULE_SECONDS = 30  # a sql rule's own statement timeout, at most
 
 
 def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +144,9 @@ def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict
         problem = read_only_problem(params["query"])
         if problem:
             raise ValueError(f"{where}.query: {problem}")
+        if not 0 < interval_seconds(params["timeout"]) <= MAX_SQL_RULE_SECONDS:
+            raise ValueError(f"{where}.timeout: {spec.get('timeout')!r} is not between 1ms and "
+                             f"{MAX_SQL_RULE_SECONDS}s (the evaluation runs every minute)")
     merged = {**defaults, **{k: v for k, v in spec.items() if k in RULE_KEYS}}
     severity = merged.get("severity", "warning")
     if severity not in ("critical", "warning", "info"):

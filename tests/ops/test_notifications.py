@@ -14,6 +14,7 @@ import pytest
 
 from supagate.config.operations import AlertChannel
 from supagate.ops import notify
+from supagate.ops.alerts import evaluate
 from supagate.ops.kinds import canonical
 from tests.loopback import LoopbackServer, QuietHandler
 
@@ -61,7 +62,7 @@ def receiver():
 
 def _fire(conn, name: str, channels: list[str], at: datetime) -> None:
     rule = canonical(name, {"kind": "sql", "query": "select 1", "above": 0, "notify": channels}, {})
-    conn.execute("select * from ops.evaluate_alerts(%s, %s::jsonb)", (at, json.dumps([rule])))
+    evaluate(conn, [rule], at)
 
 
 def _channels():
