@@ -64,6 +64,8 @@ JOB_ATTACKS = {
     "definer-drops": ({"call": "public.reset_assessments"}, "drops table public.assessments"),
     "through-run-job": ({"sql": "select ops.run_job('x', 'drop table public.assessments')"},
                         "drops table public.assessments"),
+    "built-at-run-time": ({"sql": "select ops.run_job('x', format('drop table %I.%I', 'public', 'assessments'))"},
+                          "runs SQL built at run time that can drop table"),
     "in-a-do-block": ({"sql": "do $$ begin truncate public.assessments; end $$"}, "truncates public.assessments"),
     "schedules-a-job": ({"sql": "select cron.schedule('x', '* * * * *', 'select 1')"},
                         "calls cron.schedule(), which no migration defines"),

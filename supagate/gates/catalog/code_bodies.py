@@ -134,8 +134,14 @@ class CodeScan:
             names = [n.sval for n in call.funcname]
             function = self.catalog.functions.get(function_key(call.funcname, self.catalog.search_schema))
             if function is not None and runs_given_sql(function.body, function.language):
-                for text in filter(None, map(constant_text, call.args or ())):
-                    yield text, "sql", f"SQL handed to {function.name}, which EXECUTEs what it is given"
+                for arg in call.args or ():
+                    text = constant_text(arg)
+                    if text is None:  # built here: judged by what its constant pieces spell
+                        words = _DESTRUCTIVE_WORDS.search("".join(n.sval for n in walk(arg)
+                                                                  if type(n).__name__ == "String"))
+                        text = f"{DYNAMIC}{words.group(1).lower()}" if words else None
+                    if text:
+                        yield text, "sql", f"SQL handed to {function.name}, which EXECUTEs what it is given"
             if names in (["cron", "schedule"], ["cron", "schedule_in_database"]):  # runs later, unwatched
                 command = call.args[2] if len(call.args or ()) > 2 else (call.args or [None])[-1]
                 value = getattr(getattr(command, "val", None), "sval", None)
