@@ -99,6 +99,7 @@ KINDS = {k.name: k for k in (
 
 RULE_KEYS = {"kind", "for", "keepFiringFor", "repeatInterval", "severity", "notify", "below"}
 MAX_SQL_RULE_SECONDS = 30  # a sql rule's own statement timeout, at most
+MAX_SQL_RULES_SECONDS = 40  # all of them: the evaluation runs every minute, the other kinds too
 
 
 def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

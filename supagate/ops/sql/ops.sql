@@ -898,6 +898,7 @@ declare
   result numeric;
   problem text := ops.alert_reader_problem();
   budget interval := pg_catalog.current_setting('statement_timeout')::interval;
+  held bigint;
 begin
   if problem is not null then
     raise exception 'sql rules are not evaluated: %', problem
@@ -908,6 +909,7 @@ begin
       pg_catalog.current_setting('statement_timeout')
       using hint = 'the evaluation job and `supagate alerts evaluate` set one per rule';
   end if;
+  select count(*) into held from pg_catalog.pg_locks where locktype = 'advisory' and pid = pg_catalog.pg_backend_pid();
   begin
     result := ops.read_as_alert_reader(p_query);
     raise sqlstate 'SGRB0';  -- roll back what the rule did, its settings included
@@ -916,6 +918,11 @@ begin
     when query_canceled then
       raise exception 'the query ran past its statement timeout of %', pg_catalog.current_setting('statement_timeout');
   end;
+  -- a session-level advisory lock outlives the rollback: it could make maintenance jobs skip
+  if (select count(*) from pg_catalog.pg_locks where locktype = 'advisory' and pid = pg_catalog.pg_backend_pid()) > held then
+    perform pg_catalog.pg_advisory_unlock_all();
+    raise exception 'the query takes an advisory lock it keeps: an alert rule locks nothing';
+  end if;
   return result;
 end;
 $$;
