@@ -83,7 +83,8 @@ KINDS = {k.name: k for k in (
          default_threshold=0, params={"window": "1h", "job": ""}, durations=("window",)),
     Kind("cronMissed", "maxAge", "time since the job's last successful run (cron.job_run_details)",
          duration_threshold=True, params={"job": None}),
-    Kind("schedulerHeartbeat", "maxAge", "time since pg_cron last touched ops.heartbeat",
+    Kind("schedulerHeartbeat", "maxAge", "time since pg_cron last ran both the heartbeat and a complete alert "
+         "evaluation (the older of the two; the heartbeat job evaluates this kind)",
          default_threshold=180, duration_threshold=True),
     Kind("externalWatch", "maxAge", "time since the health workflow last checked in (ops.ack_notifications)",
          default_threshold=1800, duration_threshold=True),
