@@ -159,6 +159,15 @@ def test_a_rule_that_cannot_be_proven_is_refused(migrations, tmp_path):
     assert "not proven" in missing.message and "supagate ops init" in missing.message
 
 
+def test_no_shadow_database_means_not_proven_never_a_pass(migrations, monkeypatch, tmp_path):
+    """Where no cluster can start (here: nowhere to put it), every rule is refused, saying so."""
+    monkeypatch.setenv("SUPAGATE_PG_TMPDIR", str(tmp_path / "missing"))
+    rule = _sql_rule("pending-jobs", "select count(*) from public.background_jobs")
+    alert = _resource("prod", ALERT_RULE, "operations-rule-pending-jobs", {"name": "pending-jobs", "rule": rule})
+    (found,) = sql_rule_proof_violations(_pairs([_migrations("prod", migrations), alert]))
+    assert "not proven: the shadow database could not be used" in found.message
+
+
 def test_both_policies_through_the_real_pack(pack, migrations):
     stack, running, _ = pack
     rule = _sql_rule("app-cleanup", "select private.purge_rate_limits()")
