@@ -6,9 +6,11 @@ from pulumi_policy import EnforcementLevel, PolicyPack
 import alerts_channel
 import alerts_coverage
 import alerts_paging
+import alerts_proven
 import alerts_sql
 import auth_jwt_expiry
 import auth_password_length
+import cron_gated
 import cron_jobs
 import cron_retention
 import database_network
@@ -44,8 +46,10 @@ PolicyPack(
         alerts_channel.policy,
         alerts_paging.policy,
         alerts_sql.policy,
+        alerts_proven.policy,
         alerts_coverage.policy,
         cron_jobs.policy,
+        cron_gated.policy,
         cron_retention.policy,
         flags_safety.policy,
         flags_plan.policy,

@@ -115,26 +115,36 @@ def watch(args) -> int:
     with connect(db_url(args)) as conn:
         require_ops(conn)
         conn.execute("select ops.check_in()")  # what externalWatch rules read
-        row = conn.execute("select extract(epoch from now() - beat_at) from ops.heartbeat "
-                           "where source = 'pg_cron'").fetchone()
-        age = float(row[0]) if row else None
+        # pg_cron's own beat, and the evaluation's, written as its last statement: pg_cron
+        # alive while every evaluation fails or stalls is no better than pg_cron stopped.
+        beats = dict(conn.execute("select source, extract(epoch from now() - beat_at)::float8 from ops.heartbeat "
+                                  "where source in ('pg_cron', 'evaluator')").fetchall())
         result = drain(conn, dict(settings.alerts.channels), secrets)
         issues = issue_notifications(conn, dict(settings.alerts.channels))
+    age, evaluation_age = beats.get("pg_cron"), beats.get("evaluator")
     stopped = bool(rules) and (age is None or age > max_age)
+    stale = bool(rules) and not stopped and (evaluation_age is None or evaluation_age > max_age)
     for line in result.log:
         err(line)
     if stopped:
         err("supagate: scheduler-stopped: pg_cron's heartbeat is "
             + ("missing" if age is None else f"{age:.0f} s old") + f" (limit {max_age:.0f} s); no alert rule is "
             "being evaluated. Check cron.job_run_details and restart the scheduler (on Supabase: restart the project)")
-    document = {"scheduler": {"ok": not stopped, "heartbeat_age_seconds": age}, "delivered": result.delivered,
+    if stale:
+        err("supagate: evaluation-stale: the last complete alert evaluation is "
+            + ("missing" if evaluation_age is None else f"{evaluation_age:.0f} s old") + f" (limit {max_age:.0f} s) "
+            "while pg_cron runs; the evaluation job fails or stalls. Read its runs: select status, return_message "
+            "from cron.job_run_details where command like '%evaluate_alerts%' order by start_time desc limit 5")
+    document = {"scheduler": {"ok": not (stopped or stale), "heartbeat_age_seconds": age,
+                              "evaluation_age_seconds": evaluation_age}, "delivered": result.delivered,
                 "retrying": result.retrying, "given_up": result.given_up, "issues": issues}
     if args.format == "json":
         emit_json(document)
     else:
-        out(f"scheduler {'ok' if not stopped else 'STOPPED'}; delivered {len(result.delivered)}, retrying "
+        health = "STOPPED" if stopped else "EVALUATION STALE" if stale else "ok"
+        out(f"scheduler {health}; delivered {len(result.delivered)}, retrying "
             f"{len(result.retrying)}, given up {len(result.given_up)}, {len(issues)} for GitHub issues")
-    return EXIT_FAILED if stopped or result.given_up else EXIT_OK
+    return EXIT_FAILED if stopped or stale or result.given_up else EXIT_OK
 
 
 def ack(args) -> int:

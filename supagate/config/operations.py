@@ -81,12 +81,19 @@ class AlertSettings(Model):
 
     @model_validator(mode="after")
     def _rules(self):
+        from supagate.ops.kinds import MAX_SQL_RULES_SECONDS, interval_seconds
+
         problems = []
-        for rule in self.canonical_rules():
+        rules = self.canonical_rules()
+        for rule in rules:
             unknown = [c for c in rule["notify"] if c not in self.channels]
             if unknown:
                 problems.append(f"alerts.rules.{rule['name']}.notify names {unknown[0]!r}, which is not a channel "
                                 f"(declared: {', '.join(sorted(self.channels)) or 'none'})")
+        budget = sum(interval_seconds(r["params"]["timeout"]) for r in rules if r["kind"] == "sql")
+        if budget > MAX_SQL_RULES_SECONDS:
+            problems.append(f"alerts.rules: the sql rules' timeouts add up to {budget:g}s, and one evaluation runs "
+                            f"every minute; keep them at {MAX_SQL_RULES_SECONDS}s in all (lower `timeout`)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

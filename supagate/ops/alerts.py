@@ -34,16 +34,51 @@ def require_ops(conn) -> None:
                          "`supagate ops init` (it writes the migration that creates it) and deploy it")
 
 
-def evaluate(conn, rules: list[dict[str, Any]] | None, at: datetime | None = None) -> list[dict[str, Any]]:
-    """One evaluation at `at` (default: the database's now()); `rules` None evaluates the
-    rules stored in ops.alert_rules. Returns each rule's state as the CLI prints it."""
+REST_TIMEOUT_MS = 50_000  # the statement evaluating every rule but the sql ones (they have their own)
+
+
+def evaluation_steps(rules: list[dict[str, Any]], skip: tuple[str, ...] = (),
+                     cap_ms: int | None = None) -> list[tuple[int, list[str] | None, list[str] | None]]:
+    """The statements of one evaluation, as (statement timeout in ms, p_only, p_skip): each
+    sql rule alone under its own timeout (PostgreSQL arms statement_timeout per top-level
+    statement, never inside a function, so a slow rule stalls only itself), then the rest.
+    `skip` names rules another statement evaluates (the heartbeat job's); `cap_ms` shortens
+    every timeout (the proof in the shadow)."""
+    from supagate.ops.kinds import interval_seconds
+
+    cap = cap_ms or REST_TIMEOUT_MS
+    steps: list[tuple[int, list[str] | None, list[str] | None]] = []
+    alone = []
+    for rule in rules:
+        if rule["kind"] == "sql" and rule["name"] not in skip:
+            timeout = interval_seconds((rule.get("params") or {}).get("timeout") or "5 seconds")
+            steps.append((min(max(int(timeout * 1000), 1), cap), [rule["name"]], None))
+            alone.append(rule["name"])
+    if any(r["name"] not in skip and r["kind"] != "sql" for r in rules):
+        steps.append((min(REST_TIMEOUT_MS, cap), None, sorted({*alone, *skip})))
+    return steps
+
+
+def evaluate(conn, rules: list[dict[str, Any]] | None, at: datetime | None = None,
+             cap_ms: int | None = None) -> list[dict[str, Any]]:
+    """One evaluation at `at` (default: the database's now()), in one transaction of one
+    statement per step (evaluation_steps); `rules` None evaluates the rules stored in
+    ops.alert_rules. Returns each rule's state as the CLI prints it, in the rules' order."""
     require_ops(conn)
+    given = json.dumps(rules) if rules is not None else None
+    if rules is None:
+        rules = [{"name": n, "kind": k, "params": p} for n, k, p in
+                 conn.execute("select name, kind, params from ops.alert_rules order by name").fetchall()]
+    rows = []
     with conn.transaction():
-        rows = conn.execute("select rule, state, value, since, error from ops.evaluate_alerts(%s, %s::jsonb)",
-                            (at, json.dumps(rules) if rules is not None else None)).fetchall()
+        for timeout_ms, only, skip in evaluation_steps(rules, cap_ms=cap_ms):
+            conn.execute(f"set local statement_timeout = {int(timeout_ms)}")
+            rows += conn.execute("select rule, state, value, since, error from ops.evaluate_alerts(%s, %s::jsonb, %s, %s)",
+                                 (at, given, only, skip)).fetchall()
+    order = {rule["name"]: index for index, rule in enumerate(rules)}
     return [{"rule": rule, "state": state, "value": float(value) if value is not None else None,
              "since": since.isoformat() if since else None, **({"error": error} if error else {})}
-            for rule, state, value, since, error in rows]
+            for rule, state, value, since, error in sorted(rows, key=lambda row: order.get(row[0], len(order)))]
 
 
 def sync_rules(conn, rules: list[dict[str, Any]], previously: set[str]) -> None:

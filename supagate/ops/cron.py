@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supagate.errors import Failed
+from supagate.ops.alerts import evaluation_steps
 from supagate.ops.kinds import seconds
 
 # Statements PostgreSQL refuses inside a transaction block or a function: pg_cron must run
@@ -28,7 +29,8 @@ BUILTIN_JOBS = EVALUATE_JOB, HEARTBEAT_JOB, RETENTION_JOB, ROLLOUT_JOB = (
     "supagate-evaluate-alerts", "supagate-heartbeat", "supagate-purge-cron-history", "supagate-advance-rollouts")
 
 
-def builtin_jobs(has_rules: bool, retention_days: int | bool, auto_rollouts: bool = False) -> dict[str, dict[str, Any]]:
+def builtin_jobs(rules: list[dict[str, Any]], retention_days: int | bool,
+                 auto_rollouts: bool = False) -> dict[str, dict[str, Any]]:
     """supagate's own jobs: evaluation and heartbeat every minute when there are rules, auto
     rollouts every 5 minutes when a flag advances on its own, and the daily purge of
     pg_cron's run history (it is never cleaned otherwise)."""
@@ -36,13 +38,29 @@ def builtin_jobs(has_rules: bool, retention_days: int | bool, auto_rollouts: boo
     if auto_rollouts:
         jobs[ROLLOUT_JOB] = {"schedule": "*/5 * * * *", "command": "select count(*) from ops.advance_rollouts()",
                              "active": True}
-    if has_rules:
-        jobs[EVALUATE_JOB] = {"schedule": "* * * * *", "command": "select count(*) from ops.evaluate_alerts()",
-                              "active": True}
-        jobs[HEARTBEAT_JOB] = {"schedule": "* * * * *", "command": "select ops.beat('pg_cron')", "active": True}
+    if rules:
+        heartbeat = tuple(r["name"] for r in rules if r["kind"] == "schedulerHeartbeat")
+        # The evaluation beats last: a failing or stalled one stops beating. The heartbeat
+        # rules are the heartbeat job's: judged by the evaluation, they could not fire then.
+        jobs[EVALUATE_JOB] = {"schedule": "* * * * *", "active": True, "command": "; ".join(
+            [*evaluation_command(evaluation_steps(rules, skip=heartbeat)), "select ops.beat('evaluator')"])}
+        jobs[HEARTBEAT_JOB] = {"schedule": "* * * * *", "active": True, "command": "; ".join(
+            ["select ops.beat('pg_cron')", *evaluation_command([(10_000, sorted(heartbeat), None)] if heartbeat else [])])}
     if retention_days is not False:
         jobs[RETENTION_JOB] = {"schedule": "17 3 * * *", "active": True, "command": retention_command(retention_days)}
     return jobs
+
+
+def evaluation_command(steps: list[tuple[int, list[str] | None, list[str] | None]]) -> list[str]:
+    """The statements pg_cron runs for an evaluation's steps, each after its own statement
+    timeout (pg_cron sends a command as one query string: PostgreSQL times each statement of
+    it separately, and runs them all in one transaction)."""
+    def names(values: list[str] | None) -> str:
+        return "null" if values is None else "'{" + ",".join(values) + "}'"  # rule names: [a-z0-9-]
+
+    return [statement for timeout, only, skip in steps for statement in (
+        f"set statement_timeout = '{timeout}ms'",
+        f"select count(*) from ops.evaluate_alerts(p_only => {names(only)}, p_skip => {names(skip)})")]
 
 
 def retention_command(days: int) -> str:
@@ -65,7 +83,7 @@ def stack_jobs(settings, rules: list) -> dict[str, dict[str, Any]]:
     declared = {name: {"schedule": job.schedule, "command": command(name, job), "active": job.active}
                 for name, job in settings.maintenance.jobs.items()}
     auto = any(f.advance == "auto" for f in settings.feature_flags.values())
-    return {**builtin_jobs(bool(rules), settings.maintenance.history_retention_days, auto), **declared}
+    return {**builtin_jobs(rules, settings.maintenance.history_retention_days, auto), **declared}
 
 
 class CronError(Failed):

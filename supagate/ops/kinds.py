@@ -83,7 +83,8 @@ KINDS = {k.name: k for k in (
          default_threshold=0, params={"window": "1h", "job": ""}, durations=("window",)),
     Kind("cronMissed", "maxAge", "time since the job's last successful run (cron.job_run_details)",
          duration_threshold=True, params={"job": None}),
-    Kind("schedulerHeartbeat", "maxAge", "time since pg_cron last touched ops.heartbeat",
+    Kind("schedulerHeartbeat", "maxAge", "time since pg_cron last ran both the heartbeat and a complete alert "
+         "evaluation (the older of the two; the heartbeat job evaluates this kind)",
          default_threshold=180, duration_threshold=True),
     Kind("externalWatch", "maxAge", "time since the health workflow last checked in (ops.check_in)",
          default_threshold=1800, duration_threshold=True),
@@ -93,10 +94,13 @@ KINDS = {k.name: k for k in (
          "statistics were reset", default_threshold=0, params={"minSizeMb": 10}),
     Kind("safetyFlags", "above", "safety flags not on for everyone (a superuser can bypass the guard trigger "
          "with session_replication_role = replica)", default_threshold=0),
-    Kind("sql", "above", "the number one read-only SELECT returns", params={"query": None}),
+    Kind("sql", "above", "the number one SELECT returns, run as supagate_alert_reader in a read-only transaction "
+         "under its own `timeout`", params={"query": None, "timeout": "5s"}, durations=("timeout",)),
 )}
 
 RULE_KEYS = {"kind", "for", "keepFiringFor", "repeatInterval", "severity", "notify", "below"}
+MAX_SQL_RULE_SECONDS = 30  # a sql rule's own statement timeout, at most
+MAX_SQL_RULES_SECONDS = 40  # all of them: the evaluation runs every minute, the other kinds too
 
 
 def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +146,9 @@ def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict
         problem = read_only_problem(params["query"])
         if problem:
             raise ValueError(f"{where}.query: {problem}")
+        if not 0 < interval_seconds(params["timeout"]) <= MAX_SQL_RULE_SECONDS:
+            raise ValueError(f"{where}.timeout: {spec.get('timeout')!r} is not between 1ms and "
+                             f"{MAX_SQL_RULE_SECONDS}s (the evaluation runs every minute)")
     merged = {**defaults, **{k: v for k, v in spec.items() if k in RULE_KEYS}}
     severity = merged.get("severity", "warning")
     if severity not in ("critical", "warning", "info"):

@@ -1,21 +1,30 @@
 """Is a piece of SQL one read-only SELECT, and is a maintenance command one statement?
 
-Custom alert rules run every minute as the database owner, so the pack and the settings
-refuse anything but a single SELECT that neither writes (data-modifying CTEs, SELECT INTO,
-row locks) nor calls a function known to change state. Parsed with pglast (PostgreSQL's
-own parser), never matched with a regular expression.
+The fast first filter for custom alert rules, in the settings and the pack: a single SELECT
+that neither writes (data-modifying CTEs, SELECT INTO, row locks) nor calls what is known to
+change state, sleep, read files, run SQL text, open connections or read supagate's and
+Vault's schemas. It is not the guarantee: a rule runs behind a privilege boundary (ops.sql,
+"alert-rule boundary"), and `supagate plan` runs it there in the shadow database
+(supagate/ops/boundary.py). Parsed with pglast (PostgreSQL's own parser), never matched
+with a regular expression.
 """
 
 from __future__ import annotations
 
-# Functions that change state or the session, or reach outside the database.
+# Functions that change state or the session, wait, read files, run SQL given as text, or
+# reach outside the database; and prefixes of whole families of them.
 WRITING_FUNCTIONS = {
-    "nextval", "setval", "set_config", "pg_sleep", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
-    "pg_advisory_lock", "pg_advisory_xact_lock", "pg_try_advisory_lock", "pg_try_advisory_xact_lock",
-    "lo_import", "lo_export", "lo_unlink", "dblink", "dblink_exec", "http_post", "http_get", "http_request",
-    "pg_notify", "txid_current", "pg_switch_wal", "pg_rotate_logfile", "pg_stat_reset", "pg_stat_statements_reset",
-    "schedule", "unschedule", "alter_job", "schedule_in_database", "create_secret", "update_secret",
+    "nextval", "setval", "set_config", "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend",
+    "pg_cancel_backend", "pg_reload_conf", "pg_advisory_lock", "pg_advisory_xact_lock", "pg_try_advisory_lock",
+    "pg_try_advisory_xact_lock", "http_post", "http_get", "http_request", "pg_notify", "txid_current",
+    "pg_switch_wal", "pg_rotate_logfile", "pg_stat_reset", "pg_stat_statements_reset", "schedule", "unschedule",
+    "alter_job", "schedule_in_database", "create_secret", "update_secret", "query_to_xml",
+    "query_to_xml_and_xmlschema", "query_to_xmlschema", "cursor_to_xml", "pg_read_file", "pg_read_binary_file",
+    "pg_ls_dir", "pg_stat_file",
 }
+WRITING_PREFIXES = ("lo_", "dblink", "pg_ls_")
+# Schemas a rule never reads or calls into: supagate's own (but its clock, ops.now()), and secrets.
+CLOSED_SCHEMAS = {"ops", "vault", "pgsodium", "cron", "net"}
 
 
 def _statements(sql: str):
@@ -62,9 +71,16 @@ def read_only_problem(sql: str) -> str | None:
             problems.append("a data-modifying WITH (DELETE) writes")
 
         def visit_FuncCall(self, _ancestors, node):
-            name = node.funcname[-1].sval.lower()
-            if name in WRITING_FUNCTIONS:
-                problems.append(f"calls {name}(), which changes state")
+            names = [n.sval.lower() for n in node.funcname]
+            if names[-1] in WRITING_FUNCTIONS or names[-1].startswith(WRITING_PREFIXES):
+                problems.append(f"calls {names[-1]}(), which changes state, waits, reads files, runs SQL text "
+                                "or opens a connection")
+            elif len(names) > 1 and names[0] in CLOSED_SCHEMAS and names != ["ops", "now"]:
+                problems.append(f"calls {'.'.join(names)}(): {names[0]} is not for alert rules")
+
+        def visit_RangeVar(self, _ancestors, node):
+            if (node.schemaname or "").lower() in CLOSED_SCHEMAS:
+                problems.append(f"reads {node.schemaname}.{node.relname}: {node.schemaname} is not for alert rules")
 
     Writes()(statement)
     return problems[0] if problems else None

@@ -102,3 +102,51 @@ def test_production_environment_rules_block_prod(pack_venv, tmp_path, change, ex
     found = [v for v in json.loads(run.stdout)["violations"] if v["enforcement"] == "mandatory"]
     assert [v["policy"] for v in found] == ["supabase-github-protect-environment"]
     assert expected in found[0]["message"] and found[0]["resource"].endswith("::delivery-environment")
+
+
+def _sql_from_the_stack(tmp_path, rules: dict, jobs: dict):
+    """Prod's stack file with these alert rules and maintenance jobs, over the test app's
+    migrations plus what an app adds for them (tests/pack/test_stack_sql.py EXTRA)."""
+    from tests.conftest import APP_MIGRATIONS, write_migrations
+    from tests.pack.test_stack_sql import EXTRA
+
+    migrations = tmp_path / "migrations"
+    write_migrations(migrations, {p.name: p.read_text() for p in APP_MIGRATIONS.glob("*.sql")} | EXTRA)
+    document = yaml.safe_load((APP / "Pulumi.prod.yaml").read_text())
+    config = document["config"]
+    config["supabase-platform:migrations"]["directory"] = str(migrations)
+    config["supabase-platform:alerts"]["rules"].update(rules)
+    config["supabase-platform:maintenance"]["jobs"].update(jobs)
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_sql_from_the_stack_that_would_change_prod_is_refused_at_plan_time(pack_venv, tmp_path):
+    """Issue 23: an alert rule calling an app function that deletes passed the denylist; jobs that
+    drop a table, directly or through a definer function, planned with PASS."""
+    path = _sql_from_the_stack(
+        tmp_path, {"deletes-rows": {"kind": "sql", "query": "select private.purge_rate_limits()", "above": 0}},
+        {"drop-assessments": {"schedule": "0 4 * * *", "sql": "drop table public.assessments cascade"},
+         "definer-drops": {"schedule": "0 5 * * *", "call": "public.reset_assessments"}})
+    run = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--format", "json", env=pack_venv)
+    assert run.returncode == 1, run.stderr
+    found = [v for v in json.loads(run.stdout)["violations"] if v["enforcement"] == "mandatory"]
+    assert sorted(v["policy"] for v in found) == ["supabase-alerts-require-proven-sql",
+                                                  "supabase-cron-require-gated-sql",
+                                                  "supabase-cron-require-gated-sql"], found
+    messages = " ".join(v["message"] for v in found)
+    assert "cannot execute DELETE in a read-only transaction" in messages
+    assert "drop-assessments drops table public.assessments" in messages
+    assert "definer-drops drops table public.assessments" in messages
+
+
+def test_sql_from_the_stack_that_only_reads_or_keeps_rows_plans_with_pass(pack_venv, tmp_path):
+    path = _sql_from_the_stack(
+        tmp_path, {"pending-jobs": {"kind": "sql", "query": "select count(*) from public.background_jobs "
+                                                            "where status = 'pending'", "above": 100}},
+        {"purge-finished-jobs": {"schedule": "0 4 * * *", "sql": "delete from public.background_jobs "
+                                                               "where finished_at < now() - interval '30 days'"}})
+    run = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--format", "json", env=pack_venv)
+    assert run.returncode == 0, run.stdout
+    assert not [v for v in json.loads(run.stdout)["violations"] if v["enforcement"] == "mandatory"]

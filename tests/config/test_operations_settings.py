@@ -46,6 +46,11 @@ def load(alerts=None, maintenance=None, **extra):
     ({"channels": CHANNELS, "rules": {"x": {"kind": "sql",
                                             "query": "with d as (delete from t returning 1) select count(*) from d", "above": 1}}},
      "a data-modifying WITH (DELETE) writes"),
+    ({"channels": CHANNELS, "rules": {"x": {"kind": "sql", "query": "select 1", "above": 1, "timeout": "1m"}}},
+     "alerts.rules.x.timeout: '1m' is not between 1ms and 30s"),
+    ({"channels": CHANNELS, "rules": {f"x{i}": {"kind": "sql", "query": "select 1", "above": 1, "timeout": "15s"}
+                                      for i in range(3)}},
+     "the sql rules' timeouts add up to 45s, and one evaluation runs every minute"),
     ({"channels": {"hook": {"type": "webhook"}}}, "a webhook channel names the alertSecrets entry"),
     # The name is written into `${{ secrets.NAME }}` in health.yml: this one would hand the
     # alert step the Pulumi token.

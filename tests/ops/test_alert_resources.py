@@ -4,9 +4,12 @@ the stored rules are what pg_cron's evaluation (no rules passed) reads."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import psycopg
 
 from components.providers.alerting import AlertChannelProvider, AlertRuleProvider
+from supagate.ops.alerts import evaluate
 from supagate.ops.kinds import canonical
 from tests.provider_host import ProviderHost, without_provider
 
@@ -30,15 +33,15 @@ def test_a_rule_is_a_row_with_a_semantic_diff_and_repairable_drift(ops_url):
 
         with psycopg.connect(ops_url, autocommit=True) as conn:
             conn.execute("update ops.alert_rules set threshold = 1000 where name = 'res-rule'")
-            # pg_cron's evaluation reads the stored rules when none are passed
-            states = dict(conn.execute("select rule, state from ops.evaluate_alerts('2034-01-01T00:00Z')").fetchall())
+            # the evaluation reads the stored rules when none are passed
+            states = {s["rule"]: s["state"] for s in evaluate(conn, None, datetime(2034, 1, 1, tzinfo=timezone.utc))}
             assert states["res-rule"] == "inactive"  # 7 is not above the hand-edited 1000
         refreshed = host.read(id_, without_provider(outs))
         assert refreshed["drift"] == ["threshold is 1000.0 in the database, 5 in the stack"]
         assert host.diff(id_, refreshed, _rule_props(ops_url, spec)).changes == DIFF_SOME
         outs = host.update(id_, refreshed, _rule_props(ops_url, spec))
         with psycopg.connect(ops_url, autocommit=True) as conn:
-            states = dict(conn.execute("select rule, state from ops.evaluate_alerts('2034-01-01T00:01Z')").fetchall())
+            states = {s["rule"]: s["state"] for s in evaluate(conn, None, datetime(2034, 1, 1, 0, 1, tzinfo=timezone.utc))}
             assert states["res-rule"] == "pending"  # held for less than its 15 minutes
         assert host.read(id_, without_provider(outs))["state"] == "pending"
 

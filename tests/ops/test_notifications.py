@@ -16,6 +16,7 @@ import pytest
 
 from supagate.config.operations import AlertChannel
 from supagate.ops import notify
+from supagate.ops.alerts import evaluate
 from supagate.ops.kinds import canonical
 from tests.loopback import LoopbackServer, QuietHandler
 
@@ -67,7 +68,7 @@ def _fire(conn, name: str, channels: list[str], at: datetime) -> None:
     # The stack's AlertChannel resources declare the channels: the database routes rows by their type.
     sync_channels(conn, {n: c.model_dump() for n, c in _channels().items()}, set())
     rule = canonical(name, {"kind": "sql", "query": "select 1", "above": 0, "notify": channels}, {})
-    conn.execute("select * from ops.evaluate_alerts(%s, %s::jsonb)", (at, json.dumps([rule])))
+    evaluate(conn, [rule], at)
 
 
 def _channels():

@@ -36,6 +36,9 @@ def _stack_file(tmp_path: Path, rules: dict) -> Path:
 def test_evaluate_prints_every_rules_state_as_json(ops_url, tmp_path):
     with psycopg.connect(ops_url, autocommit=True) as conn:
         conn.execute("create schema if not exists cli; create table if not exists cli.orders (n int)")
+        # what a migration does for a rule to read a table (the rule runs as this role)
+        conn.execute("grant usage on schema cli to supagate_alert_reader; "
+                     "grant select on cli.orders to supagate_alert_reader")
         conn.execute("insert into cli.orders values (1), (2), (3)")
     stack = _stack_file(tmp_path, {
         "cli-orders": {"kind": "sql", "query": "select count(*) from cli.orders", "above": 2, "for": "2m"},
@@ -56,11 +59,12 @@ def test_evaluate_prints_every_rules_state_as_json(ops_url, tmp_path):
 
 
 def test_a_rule_that_cannot_be_evaluated_fails_the_command(ops_url, tmp_path):
-    stack = _stack_file(tmp_path, {"cli-broken": {"kind": "sql", "query": "select count(*) from cli.nope", "above": 0}})
+    stack = _stack_file(tmp_path, {"cli-broken": {"kind": "sql", "query": "select count(*) from public.nope",
+                                                  "above": 0}})
     done = supagate("alerts", "evaluate", "--stack", "cli", "--stack-file", str(stack), "--at", T,
                     env={"SUPABASE_DB_URL": ops_url})
     assert done.returncode == 1
-    assert 'cli-broken  value no data  ERROR: relation "cli.nope" does not exist' in done.stdout
+    assert 'cli-broken  value no data  ERROR: relation "public.nope" does not exist' in done.stdout
 
 
 def test_evaluate_without_the_ops_schema_says_how_to_get_it(db_url, tmp_path):
@@ -134,7 +138,8 @@ def test_ops_watch_sends_signed_webhooks_lists_issue_ones_and_acks(ops_url, tmp_
         stack = _stack_file(tmp_path, {"cli-watch": {"kind": "sql", "query": "select 1", "above": 0}})
         with psycopg.connect(ops_url, autocommit=True) as conn:
             conn.execute("delete from ops.notifications; delete from ops.heartbeat where source = 'workflow'")
-            conn.execute("select set_config('ops.eval_at', now()::text, false), ops.beat('pg_cron')")
+            conn.execute("select set_config('ops.eval_at', now()::text, false), ops.beat('pg_cron'), "
+                         "ops.beat('evaluator')")
             sync_channels(conn, {n: c.model_dump() for n, c in stack_settings("cli", stack).alerts.channels.items()},
                           set())  # as the stack's AlertChannel resources do
             health_url = _health_login(conn, ops_url)
@@ -173,6 +178,25 @@ def test_ops_watch_fails_when_pg_crons_heartbeat_is_stale(ops_url, tmp_path):
                     env={"SUPABASE_DB_URL": ops_url, "CLI_HOOK_URL": "http://127.0.0.1:9/x", "CLI_HOOK_KEY": "k"})
     assert done.returncode == 1 and "scheduler-stopped" in done.stderr
     assert json.loads(done.stdout)["scheduler"]["ok"] is False
+
+
+def test_ops_watch_fails_when_pg_cron_beats_but_no_evaluation_completes(ops_url, tmp_path):
+    """A sleeping or failing evaluation no longer hides behind a green heartbeat: the
+    evaluation beats last, and the watcher reads both."""
+    with psycopg.connect(ops_url, autocommit=True) as conn:
+        conn.execute("select set_config('ops.eval_at', (now() - interval '10 minutes')::text, false), "
+                     "ops.beat('evaluator'), set_config('ops.eval_at', now()::text, false), ops.beat('pg_cron')")
+    stack = _stack_file(tmp_path, {"cli-stale": {"kind": "schedulerHeartbeat", "maxAge": "3m"}})
+    env = {"SUPABASE_DB_URL": ops_url, "CLI_HOOK_URL": "http://127.0.0.1:9/x", "CLI_HOOK_KEY": "k"}
+    done = supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), "--format", "json", env=env)
+    assert done.returncode == 1 and "evaluation-stale" in done.stderr and "scheduler-stopped" not in done.stderr
+    scheduler = json.loads(done.stdout)["scheduler"]
+    assert scheduler["ok"] is False and scheduler["heartbeat_age_seconds"] < 60
+    assert scheduler["evaluation_age_seconds"] > 500
+    with psycopg.connect(ops_url, autocommit=True) as conn:  # its safe twin: an evaluation that completes
+        conn.execute("select set_config('ops.eval_at', now()::text, false), ops.beat('evaluator')")
+    assert json.loads(supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), "--format", "json",
+                               env=env).stdout)["scheduler"]["ok"] is True
 
 
 def test_the_test_apps_ops_migration_is_this_versions_sql():

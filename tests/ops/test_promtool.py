@@ -7,7 +7,6 @@ comparison is known to bite."""
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 from datetime import datetime, timedelta, timezone
@@ -16,6 +15,7 @@ import psycopg
 import pytest
 import yaml
 
+from supagate.ops.alerts import evaluate
 from supagate.ops.kinds import canonical
 from supagate.tools import promtool
 from tests.conftest import ROOT
@@ -52,6 +52,8 @@ def _ours(url: str, scenarios: list[tuple[str, list[int], int, int]]) -> dict[st
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create schema if not exists promtest")
         conn.execute("create table promtest.series (name text, t timestamptz, v numeric)")
+        conn.execute("grant usage on schema promtest to supagate_alert_reader; "
+                     "grant select on promtest.series to supagate_alert_reader")
         rules = []
         for name, values, hold, keep in scenarios:
             conn.execute("insert into promtest.series select %s, %s + make_interval(mins => i::int), v "
@@ -61,10 +63,8 @@ def _ours(url: str, scenarios: list[tuple[str, list[int], int, int]]) -> dict[st
             rules.append(canonical(name, {"kind": "sql", "query": query, "above": THRESHOLD,
                                           "for": f"{hold}m", "keepFiringFor": f"{keep}m"}, {}))
         for minute in range(MINUTES + 1):
-            rows = conn.execute("select rule, state from ops.evaluate_alerts(%s, %s::jsonb)",
-                                (T0 + timedelta(minutes=minute), json.dumps(rules))).fetchall()
-            for rule, state in rows:
-                firing[rule].append(state == "firing")
+            for state in evaluate(conn, rules, T0 + timedelta(minutes=minute)):
+                firing[state["rule"]].append(state["state"] == "firing")
     return firing
 
 

@@ -1,13 +1,16 @@
 """The SQL inside code a migration runs: a DO block's body, the body of a function or
 procedure it calls (and of those they call), a trigger it attaches, a domain check, a
-pg_cron job's command. The shadow database runs that code, but only the paths the shadow's
-(empty) data takes: `if exists (select 1 from auth.users) then drop table ...` never drops
-there. So the statements in the code are read as written too, every branch; a dynamic
-EXECUTE is judged by the text its constant pieces spell (`format('truncate %I', t)`)."""
+pg_cron job's command, and the SQL text a call hands to a function that EXECUTEs what it
+is given (`select ops.run_job('x', 'drop table t')`). The shadow database runs that code, but
+only the paths the shadow's (empty) data takes: `if exists (select 1 from auth.users) then
+drop table ...` never drops there. So the statements in the code are read as written too,
+every branch; a dynamic EXECUTE is judged by the text its constant pieces spell
+(`format('truncate %I', t)`)."""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import pglast
 
@@ -44,6 +47,38 @@ def _collect(value, found: list[str]) -> None:
             elif key == "PLpgSQL_expr":  # a statement, or a condition, PERFORM or assignment (its calls)
                 found.append(item["query"] if item.get("parseMode") == 0 else f"SELECT {item['query']}")
             _collect(item, found)
+
+
+def runs_given_sql(body: str, language: str) -> bool:
+    """Whether a plpgsql body EXECUTEs SQL that is not a constant: text it was given, or built."""
+    return (language or "").lower() == "plpgsql" and _dynamic_executes(body)
+
+
+@lru_cache(maxsize=1024)
+def _dynamic_executes(body: str) -> bool:
+    tag = "$supagate_body$"
+    try:
+        tree = pglast.parse_plpgsql(f"CREATE FUNCTION pg_temp.body() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}")
+    except Exception:  # noqa: BLE001 - as in sql_in_code
+        return False
+    return any(_constant(e) is None for e in _dynamic_expressions(tree))
+
+
+def _dynamic_expressions(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _dynamic_expressions(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+                yield item["query"]["PLpgSQL_expr"]["query"]
+            yield from _dynamic_expressions(item)
+
+
+def constant_text(node) -> str | None:
+    """A call argument's value when it is a string literal (named or not), else None."""
+    node = getattr(node, "arg", node) if type(node).__name__ == "NamedArgExpr" else node
+    return getattr(getattr(node, "val", None), "sval", None) if type(node).__name__ == "A_Const" else None
 
 
 # What a dynamic EXECUTE's constant pieces may spell that removes data.
@@ -97,6 +132,16 @@ class CodeScan:
                 yield function.body, function.language, f"function {key}, called here"
         for call in calls:
             names = [n.sval for n in call.funcname]
+            function = self.catalog.functions.get(function_key(call.funcname, self.catalog.search_schema))
+            if function is not None and runs_given_sql(function.body, function.language):
+                for arg in call.args or ():
+                    text = constant_text(arg)
+                    if text is None:  # built here: judged by what its constant pieces spell
+                        words = _DESTRUCTIVE_WORDS.search("".join(n.sval for n in walk(arg)
+                                                                  if type(n).__name__ == "String"))
+                        text = f"{DYNAMIC}{words.group(1).lower()}" if words else None
+                    if text:
+                        yield text, "sql", f"SQL handed to {function.name}, which EXECUTEs what it is given"
             if names in (["cron", "schedule"], ["cron", "schedule_in_database"]):  # runs later, unwatched
                 command = call.args[2] if len(call.args or ()) > 2 else (call.args or [None])[-1]
                 value = getattr(getattr(command, "val", None), "sval", None)
@@ -122,6 +167,11 @@ class CodeScan:
                 continue
             for node in walk(nodes):
                 yield from self._loss_in(node)
+                if type(node).__name__ == "DoStmt":  # one inside code: a top-level one is replay's
+                    options = {o.defname: o.arg.sval for o in node.args or ()}
+                    if options.get("as", "") not in seen:
+                        seen.add(options.get("as", ""))
+                        yield from self.losses(options.get("as", ""), options.get("language", "plpgsql"), seen)
             for inner_body, inner_language, _ in self.called(nodes):
                 if inner_body not in seen:
                     seen.add(inner_body)

@@ -253,10 +253,18 @@ begin
       into result from cron.job_run_details
      where jobid = any(ops._cron_job_ids(p_params)) and start_time <= at;
     result := coalesce(result, 1e12);
-  when 'schedulerHeartbeat', 'externalWatch' then
-    select ops._seconds(at - beat_at) into result from ops.heartbeat
-     where source = case p_kind when 'schedulerHeartbeat' then 'pg_cron' else 'workflow' end;
-    if result is null then result := 1e12; end if;  -- never beat: as stale as it gets
+  when 'schedulerHeartbeat' then
+    -- pg_cron running is not enough: the alert evaluation must also complete (it beats
+    -- 'evaluator' last, so a failing or stalled one stops beating). The heartbeat job, not
+    -- the evaluation, evaluates this rule; the evaluation's clock starts the first time it
+    -- does (a deploy's first minute is no outage; an evaluation that never completes is).
+    insert into ops.heartbeat (source, beat_at) values ('evaluator', at) on conflict do nothing;
+    select case when count(*) = 2 then ops._seconds(at - min(beat_at)) end into result
+      from ops.heartbeat where source in ('pg_cron', 'evaluator');
+    result := coalesce(result, 1e12);  -- pg_cron never beat: as stale as it gets
+  when 'externalWatch' then
+    select ops._seconds(at - beat_at) into result from ops.heartbeat where source = 'workflow';
+    if result is null then result := 1e12; end if;
   when 'tableGrowth' then
     -- a size is a gauge, not a counter: growth is current against base, shrinking included
     select case when d.base > 0 then 100.0 * (d.current - d.base) / d.base end into result
@@ -272,11 +280,7 @@ begin
     select count(*) into result from ops.flags f
      where f.kind = 'safety' and (not f.enabled or f.paused or f.audience <> 'everyone' or f.steps[f.step + 1] <> 10000);
   when 'sql' then
-    query := p_params ->> 'query';
-    if query is null or query !~* '^\s*(select|with)\s' then
-      raise exception 'a sql rule runs one read-only SELECT';
-    end if;
-    execute query into result;
+    result := ops.sql_rule_value(p_params ->> 'query');  -- behind the boundary (end of this file)
   else
     raise exception 'unknown alert kind %', p_kind;
   end case;
@@ -288,14 +292,17 @@ $$;
 -- inactive -> pending when the condition holds, pending -> firing once it has held for
 -- `for`, firing -> inactive once it has been false for `keep_firing_for`; firing repeats
 -- every `repeat_interval`. Rules come from ops.alert_rules, or from `p_rules` (the CLI
--- evaluates a stack file's rules). A rule that fails to evaluate keeps its state and
--- reports the error: never a silent pass.
-create function ops.evaluate_alerts(p_at timestamptz default null, p_rules jsonb default null)
+-- evaluates a stack file's rules); `p_only`/`p_skip` pick some by name, so that each sql
+-- rule runs in a statement of its own, under its own statement timeout. A rule that fails
+-- to evaluate keeps its state and reports the error: never a silent pass.
+create function ops.evaluate_alerts(p_at timestamptz default null, p_rules jsonb default null,
+                                    p_only text[] default null, p_skip text[] default null)
 returns table (rule text, state text, value numeric, since timestamptz, error text)
 language plpgsql set search_path = '' as $$
 declare
   at timestamptz;
   rules jsonb;
+  todo jsonb;
   r jsonb;
   s ops.alert_state;
   v numeric;
@@ -309,29 +316,35 @@ begin
   perform set_config('ops.eval_at', coalesce(p_at, now())::text, true);
   at := ops.now();
   rules := coalesce(p_rules, (select coalesce(jsonb_agg(to_jsonb(x)), '[]') from ops.alert_rules x));
+  todo := (select coalesce(jsonb_agg(e order by n), '[]') from jsonb_array_elements(rules) with ordinality t(e, n)
+            where (p_only is null or e ->> 'name' = any(p_only)) and (p_skip is null or e ->> 'name' <> all(p_skip)));
   select array_agg(distinct e ->> 'kind'),
          array_agg(distinct e -> 'params' ->> 'table') filter (where e ->> 'kind' = 'tableGrowth')
     into kinds, tables
-    from jsonb_array_elements(rules) e;
+    from jsonb_array_elements(todo) e;
   begin
     perform ops.sample_counters(coalesce(kinds, '{}'), tables);
   exception when others then
     failure := sqlerrm;  -- reported by every rule that reads a counter, below
   end;
   -- Keep each metric's samples for the longest window that reads it (+10 min): per-statement
-  -- samples are hundreds of rows a minute, and only the slow-query windows need them.
-  with keep as (
-    select m.metric, max(ops._param_interval(e -> 'params', 'window', '15 minutes')) as span
-      from jsonb_array_elements(rules) e
-      join ops.counter_metrics() m on m.kind = e ->> 'kind'
-     group by m.metric)
-  , gone as (
-    delete from ops.counter_samples c using keep k
-     where c.metric = k.metric and c.taken_at < at - k.span - interval '10 minutes')
-  delete from ops.counter_samples c  -- metrics no rule reads any more
-   where c.taken_at < at - interval '10 minutes' and not exists (select 1 from keep k where k.metric = c.metric);
+  -- samples are hundreds of rows a minute, and only the slow-query windows need them. Only
+  -- the evaluation of the rest purges: a statement of one sql rule or of the heartbeat never
+  -- waits for another's row locks.
+  if p_only is null then
+    with keep as (
+      select m.metric, max(ops._param_interval(e -> 'params', 'window', '15 minutes')) as span
+        from jsonb_array_elements(rules) e
+        join ops.counter_metrics() m on m.kind = e ->> 'kind'
+       group by m.metric)
+    , gone as (
+      delete from ops.counter_samples c using keep k
+       where c.metric = k.metric and c.taken_at < at - k.span - interval '10 minutes')
+    delete from ops.counter_samples c  -- metrics no rule reads any more
+     where c.taken_at < at - interval '10 minutes' and not exists (select 1 from keep k where k.metric = c.metric);
+  end if;
 
-  for r in select * from jsonb_array_elements(rules) loop
+  for r in select * from jsonb_array_elements(todo) loop
     insert into ops.alert_state (rule) values (r ->> 'name') on conflict do nothing;
     select * into s from ops.alert_state x where x.rule = r ->> 'name' for update;
     v := null;
@@ -912,3 +925,118 @@ grant execute on function ops.check_in(), ops.ack_notifications(bigint[]) to sup
 grant execute on function ops.record_sent(bigint), ops.record_attempt(bigint, text, timestamptz)
   to supagate_sender;
 -- ------------------------------------------------------------------ end of: who reports deliveries
+
+-- ================================================================== alert-rule boundary
+-- Custom `sql` alert rules come from stack files, which no migration gate reads, so they
+-- cross a privilege boundary instead of a list of forbidden names. A rule runs as
+-- supagate_alert_reader: it logs in nowhere, belongs to no role, and reads only what a
+-- migration grants it (`grant select on <table> to supagate_alert_reader`, and under row
+-- level security a select policy for it). It runs inside a SECURITY DEFINER function that
+-- role owns, where PostgreSQL refuses SET ROLE and SET SESSION AUTHORIZATION (the rule
+-- cannot become the evaluator's session user again), in a READ ONLY subtransaction that is
+-- always rolled back (what a read-only transaction still allows, a large object, goes with
+-- it), under a statement timeout of its own: each sql rule is a statement of its own in
+-- the evaluation (supagate/ops/cron.py). `supagate plan` and the policy pack run every rule
+-- this way in the shadow database before anything is deployed.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'supagate_alert_reader') then
+    create role supagate_alert_reader nologin noinherit;
+  end if;
+  if not pg_catalog.pg_has_role(current_user, 'supagate_alert_reader', 'MEMBER') then
+    execute format('grant supagate_alert_reader to %I', current_user);  -- PostgreSQL 15: to hand it a function
+  end if;
+end
+$$;
+alter default privileges in schema ops revoke execute on functions from public;
+grant usage on schema ops to supagate_alert_reader;  -- for the evaluation clock only:
+grant execute on function ops.now() to supagate_alert_reader;
+
+-- gate:allow destructive-unapproved the alert-rule reader owns the one function rules run in: running inside a definer function is what keeps a rule from SET ROLE
+create function ops.read_as_alert_reader(p_query text) returns numeric
+language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  result numeric;
+begin
+  perform pg_catalog.set_config('transaction_read_only', 'on', true);
+  execute p_query into result;
+  -- the one write a read-only transaction lets through (the caller rolls it back anyway)
+  if exists (select 1 from pg_catalog.pg_largeobject_metadata where lomowner = current_user::regrole) then
+    raise exception 'the query creates a large object: an alert rule writes nothing';
+  end if;
+  return result;
+end;
+$$;
+grant create on schema ops to supagate_alert_reader;  -- ALTER ... OWNER TO needs it; not kept
+alter function ops.read_as_alert_reader(text) owner to supagate_alert_reader;
+revoke create on schema ops from supagate_alert_reader;
+revoke execute on function ops.read_as_alert_reader(text) from public;
+
+-- What makes the reader less than that boundary (someone altered it, or a function that
+-- reaches outside the transaction is open to everyone), or null. No rule runs meanwhile.
+create function ops.alert_reader_problem() returns text
+language sql stable set search_path = '' as $$
+  with reader as (select * from pg_catalog.pg_roles where rolname = 'supagate_alert_reader')
+  select coalesce(
+    (select 'role supagate_alert_reader is missing' where not exists (select 1 from reader)),
+    (select 'role supagate_alert_reader can log in or holds an attribute (superuser, bypassrls, createrole, '
+            'createdb, replication) it must not' from reader
+      where rolcanlogin or rolsuper or rolbypassrls or rolcreaterole or rolcreatedb or rolreplication),
+    (select 'role supagate_alert_reader is a member of ' || string_agg(g.rolname, ', ')
+       from pg_catalog.pg_auth_members m join reader r on r.oid = m.member join pg_catalog.pg_roles g on g.oid = m.roleid
+     having count(*) > 0),
+    (select 'ops.read_as_alert_reader is not the SECURITY DEFINER function supagate_alert_reader owns'
+      where not exists (select 1 from pg_catalog.pg_proc p, reader r
+                         where p.oid = pg_catalog.to_regprocedure('ops.read_as_alert_reader(text)')
+                           and p.prosecdef and p.proowner = r.oid)),
+    (select 'supagate_alert_reader may use schema ' || string_agg(n.nspname, ', ') || ' (secrets, jobs or requests)'
+       from pg_catalog.pg_namespace n
+      where n.nspname in ('vault', 'pgsodium', 'cron', 'net', 'extensions')
+        and pg_catalog.has_schema_privilege('supagate_alert_reader', n.oid, 'USAGE')
+     having count(*) > 0),
+    (select 'supagate_alert_reader may execute ' || string_agg(distinct n.nspname || '.' || p.proname, ', ')
+            || ', which reaches past the read-only transaction: revoke execute on it from public'
+       from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+      where (p.proname like 'dblink%' or (n.nspname = 'ops' and p.proname not in ('now', 'read_as_alert_reader')))
+        and pg_catalog.has_schema_privilege('supagate_alert_reader', n.oid, 'USAGE')
+        and pg_catalog.has_function_privilege('supagate_alert_reader', p.oid, 'EXECUTE')
+     having count(*) > 0))
+$$;
+
+-- One sql rule's value, behind the boundary; the caller armed the statement timeout.
+create function ops.sql_rule_value(p_query text) returns numeric
+language plpgsql set search_path = '' as $$
+declare
+  result numeric;
+  problem text := ops.alert_reader_problem();
+  budget interval := pg_catalog.current_setting('statement_timeout')::interval;
+  held bigint;
+begin
+  if problem is not null then
+    raise exception 'sql rules are not evaluated: %', problem
+      using hint = 'supagate''s ops migration sets the role up; see DESIGN.md, trust model';
+  end if;
+  if budget <= interval '0' or budget > interval '60 seconds' then
+    raise exception 'a sql rule runs only in a statement of its own with a statement timeout of at most 60 s (now %)',
+      pg_catalog.current_setting('statement_timeout')
+      using hint = 'the evaluation job and `supagate alerts evaluate` set one per rule';
+  end if;
+  select count(*) into held from pg_catalog.pg_locks where locktype = 'advisory' and pid = pg_catalog.pg_backend_pid();
+  begin
+    result := ops.read_as_alert_reader(p_query);
+    raise sqlstate 'SGRB0';  -- roll back what the rule did, its settings included
+  exception
+    when sqlstate 'SGRB0' then null;  -- `result` stays: PL/pgSQL variables are not rolled back
+    when query_canceled then
+      raise exception 'the query ran past its statement timeout of %', pg_catalog.current_setting('statement_timeout');
+  end;
+  -- a session-level advisory lock outlives the rollback: it could make maintenance jobs skip
+  if (select count(*) from pg_catalog.pg_locks where locktype = 'advisory' and pid = pg_catalog.pg_backend_pid()) > held then
+    perform pg_catalog.pg_advisory_unlock_all();
+    raise exception 'the query takes an advisory lock it keeps: an alert rule locks nothing';
+  end if;
+  return result;
+end;
+$$;
+revoke execute on function ops.alert_reader_problem(), ops.sql_rule_value(text) from public;
+-- ================================================================== end of the alert-rule boundary
