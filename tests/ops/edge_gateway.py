@@ -28,7 +28,8 @@ Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen
 """
 
 
-def policy(url: str, function: str, limit: int, window: int = 60, max_keys: int = 10000) -> None:
+def policy(url: str, function: str, limit: int, window: int = 3600, max_keys: int = 10000) -> None:
+    """An hour-long window by default: a test crossing a window boundary would see its quota reset."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("insert into ops.rate_limit_policies (function, max_requests, window_seconds, probe, max_keys) "
                      "values (%s, %s, %s, true, %s) on conflict (function) do update set max_requests = "

@@ -58,7 +58,7 @@ Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen
 
 
 def test_the_shared_helper_passes_the_probe_and_spares_real_callers(ops_url, functions_url):
-    policy(ops_url, "probe-fn", LIMIT)
+    policy(ops_url, "probe-fn", LIMIT, window=WINDOW)
     with client("127.0.0.1") as caller:
         real = caller.post(f"{functions_url}/probe-fn")
         assert real.status_code == 202 and real.headers["ratelimit-policy"] == '"default";q=5;w=60'
@@ -110,7 +110,7 @@ def test_a_probe_header_is_good_once_on_its_own_function_and_method(ops_url, fun
 def test_a_phase_restarted_at_a_window_boundary_leaves_no_probe_rows(ops_url):
     """The first answer says the window ends in 2 s: the probe waits, starts over under a
     new run, and still deletes the abandoned run's counter row (it once stayed)."""
-    policy(ops_url, "boundary-fn", LIMIT)
+    policy(ops_url, "boundary-fn", LIMIT, window=WINDOW)
     waits, answers = [], itertools.count()
 
     def post(url, headers, content):  # the function's counting, straight against ops.hit_rate_limit
