@@ -5,7 +5,7 @@ Used by the quick start, the tests, the shadow database of `supagate check` and 
 benchmarks. The cluster listens on a free loopback port and asks for its own random password
 (cluster_access.py: who gets in, and which OS user it runs as), and is removed on exit, after
 Ctrl-C, or when the process that started it dies (the postmaster gets SIGQUIT through
-PR_SET_PDEATHSIG).
+PR_SET_PDEATHSIG, set by setpriv).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from supagate.errors import Failed
 
 import atexit
-import ctypes
 import os
 import shutil
 import signal
@@ -33,7 +32,6 @@ from supagate.postgres.supabase_shape import expose_schemas, prepare_supabase_da
 
 _PREFIX = "supagate-pg-"
 _PREFIX_KEPT = "supagate-db-"  # not swept: `supagate db stop` removes it
-_PR_SET_PDEATHSIG = 1
 # The access rules are rewritten per cluster (cluster_access.write_rules); these match them.
 INITDB_ARGS = ["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
                "--locale=C.UTF-8", "--no-sync"]
@@ -68,13 +66,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    # Runs in the child after the uid switch (the kernel clears the flag on setuid).
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT)
-    except OSError:
-        pass
+def _as_server_user(args: list[str], user, die_with_parent: bool) -> tuple[list[str], dict]:
+    """The command and Popen arguments that run `args` as the cluster's OS user and, for a
+    throwaway cluster, send it SIGQUIT when the process that started it dies (kill -9
+    included). util-linux's setpriv does both between fork and exec: Python's own
+    `user=`/`preexec_fn` make it fork() rather than vfork(), and a fork() from a process
+    running gRPC threads (the policy pack, which starts shadows) ran gRPC's fork handlers in
+    the child, which died with SIGSEGV before exec. Without setpriv: Popen's `user=`."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return args, ({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {})
+    prefix = [setpriv]
+    if user is not None:
+        prefix += [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    if die_with_parent:
+        prefix += ["--pdeathsig", "QUIT"]
+    return [*prefix, "--", *args], {}
 
 
 def _has_extension(bindir: Path, name: str) -> bool:
@@ -185,10 +192,8 @@ class EmbeddedPostgres:
             (self.root / "owner.pid").write_text(str(os.getpid()))
             atexit.register(self.stop)
             _stop_on_sigterm()
-        run_kwargs = {}
         if user is not None:
             os.chown(self.root, user.pw_uid, user.pw_gid)
-            run_kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C.UTF-8"
         # pg_cron schedules maintenance jobs and alert evaluation; pg_stat_statements feeds
@@ -196,7 +201,7 @@ class EmbeddedPostgres:
         preload = [lib for lib in ("pg_cron", "pg_stat_statements") if _has_extension(bindir, lib)]
         template_key = None
         if self._build:
-            self._initdb(bindir, data, env, run_kwargs)
+            self._initdb(bindir, data, env, user)
         else:
             template_key = cluster_template.key(bindir, preload, os.geteuid() if user is None else user.pw_uid,
                                                 INITDB_ARGS)
@@ -224,7 +229,7 @@ class EmbeddedPostgres:
         args = [str(private_install(bindir, self.root)), "-D", str(data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
-        self._launch = (args, env, run_kwargs)
+        self._launch = (args, env, user)
         self._template_key = template_key
         self._spawn(wait=False)
         return self
@@ -248,9 +253,9 @@ class EmbeddedPostgres:
             prepare_supabase_database(self.url, self.exposed_schemas)
         return self
 
-    def _initdb(self, bindir: Path, data: Path, env: dict, run_kwargs: dict) -> None:
-        init = subprocess.run([str(bindir / "initdb"), "-D", str(data), *INITDB_ARGS],
-                              capture_output=True, text=True, env=env, **run_kwargs)
+    def _initdb(self, bindir: Path, data: Path, env: dict, user) -> None:
+        command, kwargs = _as_server_user([str(bindir / "initdb"), "-D", str(data), *INITDB_ARGS], user, False)
+        init = subprocess.run(command, capture_output=True, text=True, env=env, **kwargs)
         if init.returncode != 0:
             self.stop()
             raise EmbeddedPostgresError(f"failed to initialise a cluster: {init.stderr.strip()}")
@@ -280,12 +285,11 @@ class EmbeddedPostgres:
         self._proc.wait(timeout=60)
 
     def _spawn(self, wait: bool = True) -> None:
-        args, env, run_kwargs = self._launch
+        args, env, user = self._launch
+        command, kwargs = _as_server_user(args, user, not self.persistent)
         log = open(self.root / "postgres.log", "ab")
-        self._proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env,
-            preexec_fn=None if self.persistent else _die_with_parent, start_new_session=True, **run_kwargs,
-        )
+        self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True, **kwargs)
         log.close()
         if wait:
             self._wait_ready().close()
