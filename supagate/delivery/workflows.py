@@ -199,17 +199,18 @@ def _qualified(settings: Settings, stack: str) -> str:
     return f"{org}/supabase-platform/{stack}" if org else stack
 
 
-# Fail closed: a commit not reachable from main was never reviewed, and without main's
-# history nothing proves it was. actions/checkout with fetch-depth 0 fetches every branch
-# (+refs/heads/*:refs/remotes/origin/*) with the job's read-only token.
+# Fail closed: a commit not reachable from main was never reviewed. Main is fetched by the
+# check itself, from the repository, into FETCH_HEAD: a ref already in the checkout
+# (refs/remotes/origin/main) is something an earlier step could have moved. The audit
+# requires this job exactly as generated (no step before the check, no shell, no defaults).
 ON_MAIN_SCRIPT = "\n".join([
     "set -euo pipefail",
     'commit="$(git rev-parse --verify "HEAD^{commit}")"',
-    'if ! git rev-parse --verify --quiet "refs/remotes/origin/main^{commit}" > /dev/null; then',
-    '  echo "::error::origin/main was not fetched: cannot show that $RELEASE ($commit) is on main" >&2',
+    "if ! git fetch --quiet --no-tags --no-recurse-submodules origin refs/heads/main; then",
+    '  echo "::error::could not fetch main: cannot show that $RELEASE ($commit) is on main" >&2',
     "  exit 1",
     "fi",
-    'if ! git merge-base --is-ancestor "$commit" refs/remotes/origin/main; then',
+    'if ! git merge-base --is-ancestor "$commit" FETCH_HEAD; then',
     '  echo "::error::$RELEASE ($commit) is not on main: prod deploys only reviewed commits; tag a commit of main" >&2',
     "  exit 1",
     "fi",
@@ -219,12 +220,19 @@ RELEASE_CHECK_JOB = "release-on-main"
 
 
 def _release_on_main() -> Job:
-    """Runs before anything holds a prod credential or runs the release's code."""
+    """Runs before anything holds a prod credential or runs the release's code. Its
+    checkout keeps the job's read-only token so the check can fetch main; nothing else
+    runs in this job."""
     return Job("the release is on main", [
-        Step("Check out with every branch", uses=ACTIONS["checkout"],
-             with_={"fetch-depth": 0, "persist-credentials": False}),
+        Step("Check out with history", uses=ACTIONS["checkout"],
+             with_={"fetch-depth": 0, "persist-credentials": True}),
         Step("Check the release's commit is on main", run=ON_MAIN_SCRIPT, env={"RELEASE": "${{ github.ref_name }}"}),
     ], timeout_minutes=10)
+
+
+def release_on_main_job() -> dict[str, Any]:
+    """The on-main job as it appears in the workflow (what the audit compares against)."""
+    return _release_on_main().to_dict()
 
 
 # ---------------------------------------------------------------- the four workflows
