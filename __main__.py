@@ -52,7 +52,6 @@ database = Database("database", DatabaseArgs(
     promotion=promotion,
     preflight=preflight,
     snapshot=settings.is_production,
-    snapshot_recipients=settings.backups.snapshot_recipients,
     lock_timeout=settings.migrations.lock_timeout,
     baseline=settings.migrations.baseline,
     statement_timeout=settings.migrations.statement_timeout,
@@ -90,8 +89,10 @@ if settings.github.repository:
                              "SUPABASE_ACCESS_TOKEN": config.require_secret("supabaseAccessToken"),
                              **({"PULUMI_ACCESS_TOKEN": optional_secret(settings.pulumi_access_token)}
                                 if optional_secret(settings.pulumi_access_token) is not None else {})},
+        # The settings refuse an alert secret named like the verify URL (environments.py); the
+        # verify URL is still written last, so no channel's entry could ever replace it.
         health_secrets={name: optional_secret(value) for name, value in
-                        [(VERIFY_DB_URL, settings.verify_db_url), *settings.alert_secrets.items()]
+                        [*settings.alert_secrets.items(), (VERIFY_DB_URL, settings.verify_db_url)]
                         if settings.is_production and optional_secret(value) is not None},
         token=optional_secret(settings.github_token),
     ))

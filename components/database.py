@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pulumi
@@ -31,10 +32,9 @@ class DatabaseArgs:
     promotion: pulumi.Input[dict] | None = None
     # On prod: {"limits": {...}, "api": {...}}: checks the provider runs before migrating.
     preflight: pulumi.Input[dict] | None = None
-    # On prod: pg_dump the database before a new migration set is applied, encrypted to these
-    # age public keys (backups.snapshotRecipients); with none, only the row counts are kept.
+    # On prod: pg_dump the database before a new migration set is applied, encrypted to the
+    # age public keys in SNAPSHOT_RECIPIENTS (see below); with none, only the row counts are kept.
     snapshot: bool = False
-    snapshot_recipients: tuple[str, ...] = ()
 
 
 class Database(pulumi.ComponentResource):
@@ -43,10 +43,14 @@ class Database(pulumi.ComponentResource):
         migration_set = set_hash(args.migrations)
         depends_on = []
         if args.snapshot:
-            if not args.snapshot_recipients:
-                pulumi.log.warn("backups.snapshotRecipients is empty: the pre-migration snapshot keeps only the row "
-                                "counts (a plain pg_dump never leaves the runner); add an age public key to keep "
-                                "an encrypted dump")
+            # The recipients are never an input of ours: scripts/snapshot inherits SNAPSHOT_RECIPIENTS
+            # from the process that runs `pulumi up` (deploy-prod sets it from the production
+            # environment's variable, which no stack file or pull request can change).
+            if not os.environ.get("SNAPSHOT_RECIPIENTS", "").strip():
+                pulumi.log.warn("SNAPSHOT_RECIPIENTS is not set: the pre-migration snapshot keeps only the row counts "
+                                "(a plain pg_dump never leaves the runner); to keep an encrypted dump, set the "
+                                "production environment's secret: gh secret set SNAPSHOT_RECIPIENTS --env "
+                                "production --body \"$(age-keygen -y key.txt)\"")
             # The connection string reaches pg_dump as PG* variables, never on its command line.
             self.snapshot = local.Command(
                 f"{name}-snapshot",
@@ -55,7 +59,6 @@ class Database(pulumi.ComponentResource):
                 create="scripts/snapshot",
                 environment=pulumi.Output.secret(args.db_url).apply(
                     lambda url: {**libpq_env(url), "SNAPSHOT_FILE": f"backups/pre-migration-{migration_set[:12]}.dump",
-                                 "SNAPSHOT_RECIPIENTS": "\n".join(args.snapshot_recipients),
                                  "SNAPSHOT_INSTALL_CLIENT": "1"}),
                 triggers=[migration_set],
                 # What pg_dump and psql print comes from prod: stored encrypted, never streamed to

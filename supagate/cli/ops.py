@@ -14,7 +14,7 @@ def register(sub) -> None:
     ops = sub.add_parser("ops", help="operations: init the ops schema, status of jobs and alerts, drain notifications",
                          description="Examples: supagate ops init; SUPABASE_DB_URL=... supagate ops status --stack prod; "
                                      "SUPABASE_DB_URL=... supagate ops watch --stack prod (sends due notifications; "
-                                     "channel URLs and keys from environment variables named as in alertSecrets)")
+                                     "channel URLs and keys from environment variables SUPAGATE_ALERT_<name in alertSecrets>)")
     verbs = ops.add_subparsers(dest="verb", required=True)
     ini = verbs.add_parser("init", help="write the migration that creates the ops schema")
     ini.add_argument("--migrations", type=Path, default=Path("supabase/migrations"))
@@ -102,6 +102,7 @@ def status(args) -> int:
 
 
 def watch(args) -> int:
+    from supagate.delivery.environments import alert_env
     from supagate.ops.alerts import require_ops
     from supagate.ops.notify import drain, issue_notifications
     from supagate.postgres.connect import connect
@@ -109,8 +110,9 @@ def watch(args) -> int:
     settings = stack_settings(args.stack, args.stack_file)
     rules = settings.alert_rules()
     names = settings.alerts.secret_names()
-    # In the workflow they come from the production-health environment's secrets, named as in alertSecrets.
-    secrets = {name: os.environ.get(name, "") for name in names}
+    # In the workflow: the production-health environment's secrets, under a prefix of ours so
+    # that no channel's name can be a variable something else reads (BASH_ENV, SUPABASE_DB_URL).
+    secrets = {name: os.environ.get(alert_env(name), "") for name in names}
     max_age = next((r["threshold"] for r in rules if r["kind"] == "schedulerHeartbeat"), 180.0)
     with connect(db_url(args)) as conn:
         require_ops(conn)

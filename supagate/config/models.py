@@ -25,7 +25,6 @@ NAMESPACE = "supabase-platform"
 SECRET_KEYS = ("dbUrl", "supabaseAccessToken", "functionSecrets", "githubToken", "pulumiAccessToken",
                "verifyDbUrl", "alertSecrets")
 _TIMEOUT = r"^\d+(ms|s|min|h)?$"
-AGE_RECIPIENT = r"age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}"  # an X25519 recipient, bech32
 
 
 _Model = Model
@@ -56,17 +55,18 @@ class BackupSettings(_Model):
     pitr_enabled: bool = False
     max_backup_age_hours: int = Field(24, ge=1, le=168)
     snapshot_retention_days: int = Field(30, ge=1, le=90)  # the deploy's pg_dump, kept as a workflow artifact
-    # age public keys the pre-migration pg_dump is encrypted to before it leaves the runner;
-    # none: the deploy keeps only the row counts.
+    # Refused: where the snapshot is encrypted to is the production environment's secret
+    # SNAPSHOT_RECIPIENTS, which no stack file (and so no pull request) can set.
     snapshot_recipients: tuple[str, ...] = ()
 
     @field_validator("snapshot_recipients")
     @classmethod
     def _recipients(cls, value):
-        for number, key in enumerate(value, 1):
-            if not re.fullmatch(AGE_RECIPIENT, key):  # not echoed: it may be a pasted secret key
-                raise ValueError(f"entry {number} is not an age public key (age1 and 58 more characters, as "
-                                 "`age-keygen -y key.txt` prints it); give the public key, never the AGE-SECRET-KEY")
+        if value:  # not echoed: it may be a pasted secret key
+            raise ValueError(
+                "the snapshot's age recipients are not read from the stack (a pull request could name its own "
+                "key here and be sent prod's dump): remove this key, and set the production environment's secret "
+                "instead: gh secret set SNAPSHOT_RECIPIENTS --env production --body \"$(age-keygen -y key.txt)\"")
         return value
 
 
@@ -359,6 +359,23 @@ class Settings(_Model):
             raise ValueError("must be a postgresql:// connection string")
         return value
 
+    def _alert_secret_names(self) -> list[str]:
+        """alertSecrets become secrets of the production-health environment beside the verify
+        URL: a name GitHub would take for one it already holds (it ignores case) is refused."""
+        from supagate.delivery.environments import alert_secret_refusal
+
+        problems, seen = [], {}
+        names = {*self.alert_secrets, *(n for c in self.alerts.channels.values() for n in (c.secret, c.sign_with) if n)}
+        for name in sorted(names):
+            refusal = alert_secret_refusal(name)
+            if refusal:
+                problems.append(f"alertSecrets.{name}: {refusal}")
+            elif name.upper() in seen and seen[name.upper()] != name:
+                problems.append(f"alertSecrets.{name} and alertSecrets.{seen[name.upper()]} differ only in case, "
+                                "and GitHub ignores case: they would be one secret; rename one")
+            seen.setdefault(name.upper(), name)
+        return problems
+
     @model_validator(mode="after")
     def _cross_checks(self):
         problems = []
@@ -367,6 +384,7 @@ class Settings(_Model):
             problems.append(f"secretNames lists {', '.join(missing)} but functionSecrets has no value "
                             "for them (pulumi config set --secret --path "
                             f"'functionSecrets.{missing[0]}' VALUE)")
+        problems += self._alert_secret_names()
         for name, channel in self.alerts.channels.items():
             for key in (channel.secret, channel.sign_with):
                 # An empty value is no value: an empty HMAC key would sign every alert with ''.

@@ -184,3 +184,32 @@ def test_a_flag_key_with_a_final_newline_is_not_another_spelling_of_a_safety_fla
         load(featureFlags={"crisis_detection\n": {"kind": "safety"}})
     assert "flag keys are lower-case letters, digits and _" in str(failure.value)
     assert load(featureFlags={"crisis_detection": {"kind": "safety"}}).feature_flags
+
+
+# An alert secret becomes a secret of the production-health environment beside the verify URL
+# (GitHub ignores case in secret names), so a name the environments already hold would
+# replace it: `alertSecrets.PROD_VERIFY_DB_URL` used to become the health job's database URL.
+@pytest.mark.parametrize("name", ["PROD_VERIFY_DB_URL", "prod_verify_db_url", "SUPABASE_DB_URL",
+                                  "PULUMI_ACCESS_TOKEN", "SUPABASE_ACCESS_TOKEN", "GITHUB_TOKEN"])
+def test_an_alert_secret_named_like_an_environments_secret_is_refused(name):
+    alerts = {"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL", "signWith": name}}}
+    with pytest.raises(SettingsError) as failure:
+        load(alerts, alertSecrets={**SECRETS, name: "attacker-chosen"})
+    message = str(failure.value)
+    assert f"alertSecrets.{name}: " in message and "rename the entry" in message
+    assert "attacker-chosen" not in message
+
+
+def test_alert_secrets_differing_only_in_case_are_refused():
+    alerts = {"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL", "signWith": "hook_url"}}}
+    with pytest.raises(SettingsError) as failure:
+        load(alerts, alertSecrets={"HOOK_URL": "https://hooks.example.com/x", "hook_url": "k"})
+    assert "alertSecrets.hook_url and alertSecrets.HOOK_URL differ only in case" in str(failure.value)
+
+
+@pytest.mark.parametrize("name", ["BASH_ENV", "ONCALL_HMAC", "LD_PRELOAD"])
+def test_a_channel_secret_with_any_other_name_loads(name):
+    """BASH_ENV is only a secret's name now: the health job reads it as SUPAGATE_ALERT_BASH_ENV
+    (tests/delivery/test_workflows.py)."""
+    alerts = {"channels": {"hook": {"type": "webhook", "secret": "HOOK_URL", "signWith": name}}}
+    assert load(alerts, alertSecrets={**SECRETS, name: "k"}).alerts.channels["hook"].sign_with == name

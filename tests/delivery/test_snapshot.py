@@ -140,3 +140,44 @@ def test_a_secret_key_given_as_recipient_is_refused_without_echoing_it(source, t
     assert done.returncode == 1 and "not an age public key" in done.stderr
     assert secret not in done.stderr + done.stdout
     assert not backups.exists() or not any(backups.iterdir())
+
+
+# ---------------------------------------------------------------- who the snapshot is encrypted to
+
+ATTACKER = "age1s5h6awsscxtaqc870u2wtsx9d36nfv6dgmulx2wkyx6njvdmxegs9n4e7x"
+
+
+def test_a_pull_request_cannot_name_the_snapshots_recipients(tmp_path):
+    """Red team: `backups.snapshotRecipients: [<attacker's key>]` in Pulumi.prod.yaml passed
+    `supagate plan`, and deploy-prod uploaded prod's dump encrypted to that key. The key is
+    refused now, by plan (exit 2) and the program alike, naming the key and the fix."""
+    from tests.cli.test_cli import supagate
+    from tests.conftest import APP
+
+    document = yaml.safe_load((APP / "Pulumi.prod.yaml").read_text())
+    document["config"]["supabase-platform:backups"]["snapshotRecipients"] = [ATTACKER]
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text(yaml.safe_dump(document))
+    refused = supagate("plan", "--stack", "prod", "--stack-file", str(stack), "--policy-pack-config",
+                       "policies/config/prod-pull-request.json", "--assume-secrets", cwd=ROOT)
+    assert refused.returncode == 2
+    assert "supabase-platform:backups.snapshotRecipients: the snapshot's age recipients are not read" in refused.stderr
+    assert "gh secret set SNAPSHOT_RECIPIENTS --env production" in refused.stderr
+    assert ATTACKER not in refused.stderr + refused.stdout
+
+
+def test_the_deploy_takes_the_recipients_from_the_production_environment_only():
+    """The one place the recipients come from: production's secret, set by an admin (no stack
+    writes it: tests/offline/test_program_mocks.py), passed to the `pulumi up` step whose
+    snapshot Command inherits it. The audit refuses any other source
+    (tests/delivery/test_workflow_audit_bypasses.py)."""
+    from supagate.config.loading import settings_from_stack_file
+    from tests.conftest import APP
+
+    assert settings_from_stack_file("prod", APP / "Pulumi.prod.yaml").backups.snapshot_recipients == ()
+    deploy = yaml.safe_load(FILES["deploy-prod.yml"])["jobs"]["deploy"]
+    assert deploy["environment"] == "production"
+    sources = [(step["name"], value) for step in deploy["steps"] for key, value in (step.get("env") or {}).items()
+               if key == "SNAPSHOT_RECIPIENTS"]
+    assert sources == [("pulumi up prod with the policy pack", "${{ secrets.SNAPSHOT_RECIPIENTS }}")]
+    assert "SNAPSHOT_RECIPIENTS" not in str(deploy.get("env"))

@@ -18,19 +18,31 @@ import pytest
 import yaml
 
 from supagate.config.loading import settings_from_stack_file
-from supagate.delivery.environments import PRODUCTION, held_secrets
+from supagate.delivery.environments import PRODUCTION, held_secrets, kept_to_main
 from supagate.delivery.workflow_audit import audit, load
 from supagate.delivery.workflows import ACTIONS, ON_MAIN_SCRIPT
 from tests.conftest import APP, PROJECT
 from tests.delivery.test_workflows import FILES
 
 PROD = settings_from_stack_file("prod", APP / "Pulumi.prod.yaml")
+STAGING = settings_from_stack_file("staging", APP / "Pulumi.staging.yaml")
 HELD = held_secrets(set(PROD.alert_secrets))
+KEPT = kept_to_main(STAGING, PROD)
 CHECKOUT = ACTIONS["checkout"].ref
+# Local actions the repository holds, as `read` gives them to the audit.
+ACTIONS_IN_REPOSITORY = {
+    ".github/actions/lint/action.yml": yaml.safe_dump({"name": "lint", "runs": {"using": "composite", "steps": [
+        {"uses": ACTIONS["setup-uv"].ref}, {"run": "uv run ruff check", "shell": "bash"}]}}),
+    ".github/actions/tagged/action.yml": yaml.safe_dump({"name": "tagged", "runs": {"using": "composite", "steps": [
+        {"uses": "astral-sh/setup-uv@v6"}]}}),
+    ".github/actions/nested/action.yml": yaml.safe_dump({"name": "nested", "runs": {"using": "composite", "steps": [
+        {"uses": "./.github/actions/tagged"}]}}),
+    ".github/actions/broken/action.yml": "runs: [unclosed",
+}
 
 
-def problems(files: dict[str, str]) -> list[str]:
-    return [str(p) for p in audit(files, HELD, PRODUCTION)]
+def problems(files: dict[str, str], kept: set[str] = KEPT) -> list[str]:
+    return [str(p) for p in audit(files, HELD, PRODUCTION, kept, read=ACTIONS_IN_REPOSITORY.get)]
 
 
 def changed(name: str, change) -> dict[str, str]:
@@ -73,13 +85,13 @@ ATTACKS = {
         "on": {"workflow_run": {"workflows": ["pull request"], "types": ["completed"]}},
         "jobs": {"deploy": {"runs-on": "ubuntu-22.04", "environment": "production", "steps": [
             {"run": "pulumi up", "env": {"T": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}}]}}}),
-        "after-pr.yml: job deploy: a pull request can start it and it names environment production"),
+        "after-pr.yml: job deploy: workflow_run can start it after a pull request's run"),
     "a reusable workflow called from a pull request with every secret": (
         {**changed("pr.yml", lambda d: d["jobs"].update(
             reuse={"uses": "./.github/workflows/reuse.yml", "secrets": "inherit"})),
          "reuse.yml": yaml.safe_dump({"on": {"workflow_call": {}}, "jobs": {"up": {"runs-on": "ubuntu-22.04", "steps": [
              {"run": "env", "env": {"URL": "${{ secrets.SUPABASE_DB_URL }}"}}]}}})},
-        "reuse.yml: job up: a pull request can start it and it reads SUPABASE_DB_URL"),
+        "reuse.yml: job up: a pull request can start it (through pr.yml) and it reads SUPABASE_DB_URL"),
     "a repository secret (the health job without its environment)": (changed("health.yml", lambda d: d["jobs"][
         "probe"].pop("environment")), "health.yml: job probe: reads ONCALL_WEBHOOK_HMAC, ONCALL_WEBHOOK_URL, "
                                       "PROD_VERIFY_DB_URL in no environment, so from the repository"),
@@ -100,7 +112,7 @@ ATTACKS = {
         "deploy-prod.yml: job deploy: deploys to production without first needing"),
     "an on-main check whose failure is swallowed": (changed("deploy-prod.yml", lambda d: _step(
         d["jobs"]["release-on-main"], "Check the release").update(run=ON_MAIN_SCRIPT.replace(
-            "refs/remotes/origin/main; then", "refs/remotes/origin/main || true; then"))),
+            "FETCH_HEAD; then", "FETCH_HEAD || true; then"))),
         "deploy-prod.yml: job deploy: deploys to production without first needing"),
     "a rollback that runs after the on-main check failed": (changed("deploy-prod.yml", lambda d: d["jobs"][
         "rollback"].update({"if": "${{ always() }}"})), "deploy-prod.yml: job rollback: its if (${{ always() }}) can "
@@ -190,9 +202,28 @@ def test_a_tag_on_an_unreviewed_commit_is_refused(origin, tmp_path):
     assert done.returncode == 1 and "v6.6.6" in done.stderr and "is not on main" in done.stderr
 
 
-def test_without_main_fetched_the_check_fails_closed(origin, tmp_path):
+def test_the_check_fetches_main_itself(origin, tmp_path):
+    """A checkout that fetched only the tag: the check fetches main on its own."""
     done = _check(_runner(origin, tmp_path, "v1.0.0", all_branches=False), "v1.0.0")
-    assert done.returncode == 1 and "origin/main was not fetched" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "v1.0.0 (" in done.stdout and "is on main" in done.stdout
+
+
+def test_a_faked_main_ref_in_the_checkout_proves_nothing(origin, tmp_path):
+    """Red team: a step before the check ran `git update-ref refs/remotes/origin/main HEAD`
+    and the old check, which trusted that ref, passed an unreviewed tag. (The audit also
+    refuses any step before the check: tests/delivery/test_workflow_audit_bypasses.py.)"""
+    runner = _runner(origin, tmp_path, "v6.6.6")
+    _git(runner, "update-ref", "refs/remotes/origin/main", "HEAD")
+    done = _check(runner, "v6.6.6")
+    assert done.returncode == 1 and "v6.6.6" in done.stderr and "is not on main" in done.stderr
+
+
+def test_when_main_cannot_be_fetched_the_check_fails_closed(origin, tmp_path):
+    runner = _runner(origin, tmp_path, "v1.0.0")
+    _git(runner, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    done = _check(runner, "v1.0.0")
+    assert done.returncode == 1 and "could not fetch main" in done.stderr
 
 
 # ---------------------------------------------------------------- `supagate workflows` audits every file
@@ -215,4 +246,30 @@ def test_supagate_workflows_refuses_a_hand_added_workflow_that_leaks_a_secret(tm
         in refused.stderr
     steal["jobs"]["steal"]["steps"][0]["env"] = {}  # the same job without the secret is an honest one
     (root / ".github" / "workflows" / "steal.yml").write_text(yaml.safe_dump(steal))
+    assert supagate("workflows", cwd=root).returncode == 0
+
+
+def test_supagate_workflows_reads_local_actions_from_the_repository(tmp_path):
+    """The CLI hands the audit the repository's files: a local composite action is read and
+    its steps checked like the workflow's own."""
+    from tests.cli.test_cli import supagate
+
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / ".github", root / ".github")
+    lint = {"on": {"pull_request": {}}, "jobs": {"lint": {"runs-on": "ubuntu-22.04", "steps": [
+        {"uses": CHECKOUT}, {"uses": "./.github/actions/setup"}]}}}
+    (root / ".github" / "workflows" / "lint.yml").write_text(yaml.safe_dump(lint))
+    refused = supagate("workflows", cwd=root)
+    assert refused.returncode == 1 and "uses ./.github/actions/setup, whose action.yml the audit cannot read" \
+        in refused.stderr
+    action = root / ".github" / "actions" / "setup" / "action.yml"
+    action.parent.mkdir(parents=True)
+    action.write_text(yaml.safe_dump({"runs": {"using": "composite", "steps": [{"uses": "astral-sh/setup-uv@v6"}]}}))
+    refused = supagate("workflows", cwd=root)
+    assert refused.returncode == 1 and "uses astral-sh/setup-uv@v6 (in ./.github/actions/setup) without a full" \
+        in refused.stderr
+    action.write_text(yaml.safe_dump({"runs": {"using": "composite", "steps": [{"uses": ACTIONS["setup-uv"].ref}]}}))
     assert supagate("workflows", cwd=root).returncode == 0

@@ -105,6 +105,8 @@ def test_each_workflow_does_its_job():
     assert steps[-1]["with"]["retention-days"] == 30
     pulumi_up = next(s for s in steps if s.get("with", {}).get("command") == "up")
     assert pulumi_up["with"]["pulumi-version"] == PULUMI_CLI
+    # scripts/snapshot inherits its age recipients from the production environment's secret.
+    assert pulumi_up["env"]["SNAPSHOT_RECIPIENTS"] == "${{ secrets.SNAPSHOT_RECIPIENTS }}"
     assert "failure()" in prod["jobs"]["rollback"]["if"] and prod["jobs"]["rollback"]["needs"] == ["release-on-main",
                                                                                                    "deploy"]
     assert "supagate migrate --down-to" in prod["jobs"]["rollback"]["steps"][-1]["run"]
@@ -118,7 +120,31 @@ def test_each_workflow_does_its_job():
     steps = {step["name"]: step for step in health["jobs"]["probe"]["steps"]}
     watch = steps["Check in, check pg_cron's heartbeat, send alert notifications"]
     assert watch["run"] == "uv run supagate ops watch --stack prod --format json > ops.json"
-    # The channels' URL and key come from the health environment's secrets, never from the file.
-    assert watch["env"]["ONCALL_WEBHOOK_URL"] == "${{ secrets.ONCALL_WEBHOOK_URL }}"
+    # The channels' URL and key come from the health environment's secrets, never from the file,
+    # under the product's prefix (`supagate ops watch` reads them there).
+    assert watch["env"] == {"SUPABASE_DB_URL": "${{ secrets.PROD_VERIFY_DB_URL }}",
+                            "SUPAGATE_ALERT_ONCALL_WEBHOOK_HMAC": "${{ secrets.ONCALL_WEBHOOK_HMAC }}",
+                            "SUPAGATE_ALERT_ONCALL_WEBHOOK_URL": "${{ secrets.ONCALL_WEBHOOK_URL }}"}
     assert "supagate ops ack --stack prod --ids-file acked.txt" in steps["Acknowledge the alert issues"]["run"]
     assert "steps.watch.outcome == 'failure'" in steps["Fail when prod is unhealthy"]["if"]
+
+
+@pytest.mark.parametrize("name", ["BASH_ENV", "PATH", "LD_PRELOAD"])
+def test_a_channel_secret_never_becomes_a_variable_the_health_job_reads(name):
+    """`signWith: BASH_ENV` used to give health.yml `BASH_ENV: ${{ secrets.BASH_ENV }}`: bash
+    expands that value (command substitution included) before every script of the step, so
+    whoever set the secret ran code next to the verify URL. Each channel secret now reaches
+    the job only as SUPAGATE_ALERT_<NAME>; names the environments hold (SUPABASE_DB_URL,
+    PROD_VERIFY_DB_URL) are refused by the settings (tests/config/test_operations_settings.py)."""
+    from supagate.config.loading import load_settings, stack_file_values
+
+    values = stack_file_values(APP / "Pulumi.prod.yaml")
+    values["alerts"]["channels"]["oncall"]["signWith"] = name
+    values["alertSecrets"] = {"ONCALL_WEBHOOK_URL": "https://hooks.example.com/x", name: "k"}
+    prod = load_settings("prod", values, "Pulumi.prod.yaml")
+    probe = load(rendered(settings_from_stack_file("staging", APP / "Pulumi.staging.yaml"), prod)["health.yml"])
+    steps = probe["jobs"]["probe"]["steps"]
+    assert not any(name in step.get("env", {}) for step in steps)
+    watch = next(s for s in steps if s.get("id") == "watch")
+    assert watch["env"][f"SUPAGATE_ALERT_{name}"] == f"${{{{ secrets.{name} }}}}"
+    assert watch["env"]["SUPABASE_DB_URL"] == "${{ secrets.PROD_VERIFY_DB_URL }}"

@@ -338,7 +338,8 @@ def test_snapshot_before_migrating_on_prod_and_verification_last(evaluated):
         assert snapshot["create"] == "scripts/snapshot"  # the server's own pg_dump; tests/delivery/test_snapshot.py restores it
         assert "postgresql://" not in snapshot["create"] and is_secret(snapshot["environment"])
         assert snapshot["logging"] == "none"  # pg_dump's and psql's messages stay out of the deploy log
-        assert snapshot["environment"]["value"]["SNAPSHOT_RECIPIENTS"] == ""  # none set: row counts only
+        # Never an input: scripts/snapshot inherits the recipients from deploy-prod's step.
+        assert "SNAPSHOT_RECIPIENTS" not in snapshot["environment"]["value"]
         assert snapshot["triggers"] and verify["triggers"][0] == snapshot["triggers"][0]
         migrations = next(r for r in result["registrations"] if r["name"] == "database-migrations")
         assert is_secret(migrations["inputs"]["preflight"]) and "preflight" in migrations["additional_secret_outputs"]
@@ -362,8 +363,9 @@ def test_no_repository_secret_every_credential_in_an_environment(stack):
     environments = _environments(result)
     held = held_secrets({"ONCALL_WEBHOOK_URL", "ONCALL_WEBHOOK_HMAC"})
     name = {"staging": "staging", "prod": "production"}[stack]
-    assert environments[name]["secrets"] == held[name] == {"SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN",
-                                                           "PULUMI_ACCESS_TOKEN"}
+    # production also holds SNAPSHOT_RECIPIENTS, which an admin sets and no stack may write.
+    assert environments[name]["secrets"] == held[name] - {"SNAPSHOT_RECIPIENTS"} == {
+        "SUPABASE_DB_URL", "SUPABASE_ACCESS_TOKEN", "PULUMI_ACCESS_TOKEN"}
     if stack == "prod":
         assert environments["production-health"]["secrets"] == held["production-health"]
     else:
@@ -395,17 +397,40 @@ def test_only_release_managers_create_release_tags():
     assert tags["bypassActors"][0]["actorId"] != reviewers[0]
 
 
-def test_the_snapshot_is_encrypted_to_the_stacks_recipients():
-    recipient = "age1" + "qpzry9x8gf" * 5 + "qpzry9x8"  # a well-formed public key
+def test_a_stack_cannot_choose_who_reads_the_snapshot():
+    """Red team: a pull request set backups.snapshotRecipients to its own age key, plan passed,
+    and the deploy uploaded prod's dump encrypted to it. The recipients are now the production
+    environment's secret SNAPSHOT_RECIPIENTS, which an admin sets: the stack key is refused,
+    and no resource of the stack writes that secret (or a variable of that name)."""
+    attacker = "age1s5h6awsscxtaqc870u2wtsx9d36nfv6dgmulx2wkyx6njvdmxegs9n4e7x"
     config = stack_config("prod")
-    config["backups"] = {**config["backups"], "snapshotRecipients": [recipient]}
-    snapshot = next(r for r in run_program("prod", config)["registrations"] if r["name"] == "database-snapshot")
-    assert snapshot["inputs"]["environment"]["value"]["SNAPSHOT_RECIPIENTS"] == recipient
-    pasted = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
-    config["backups"]["snapshotRecipients"] = [pasted]
-    error = run_program("prod", config)["error"]
-    assert "backups.snapshotRecipients" in error and "entry 1 is not an age public key" in error
-    assert pasted not in error
+    config["backups"] = {**config["backups"], "snapshotRecipients": [attacker]}
+    result = run_program("prod", config)
+    assert "supabase-platform:backups.snapshotRecipients: the snapshot's age recipients are not read from the " \
+           "stack" in result["error"]
+    assert "gh secret set SNAPSHOT_RECIPIENTS --env production" in result["error"] and attacker not in result["error"]
+    assert [r for r in result["registrations"] if r["type"] != "pulumi:pulumi:Stack"] == []
+    honest = run_program("prod", stack_config("prod"))
+    written = {r["inputs"].get("secretName") or r["inputs"].get("variableName") for r in honest["registrations"]
+               if r["type"].startswith("github:index/actions")}
+    assert "SNAPSHOT_RECIPIENTS" not in written and {"SUPABASE_DB_URL", "PULUMI_STACK"} <= written
+
+
+def test_an_alert_secret_cannot_replace_the_verify_url():
+    """Red team: alertSecrets.PROD_VERIFY_DB_URL replaced the health job's read-only URL with a
+    value of the stack's choosing (the dict of health secrets took the last one)."""
+    verify = "postgresql://verifier:ro-pw@db/postgres"
+    config = {**stack_config("prod"), "verifyDbUrl": verify}
+    health = {r["inputs"]["secretName"]: r["inputs"]["value"]["value"] for r in _of_type(
+        run_program("prod", config), "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret")
+        if r["inputs"]["environment"] == "production-health"}
+    assert health["PROD_VERIFY_DB_URL"] == verify and health["ONCALL_WEBHOOK_URL"] == HOOK_URL
+    config["alertSecrets"] = {**config["alertSecrets"], "PROD_VERIFY_DB_URL": "postgresql://attacker@evil/db"}
+    result = run_program("prod", config)
+    assert "alertSecrets.PROD_VERIFY_DB_URL: PROD_VERIFY_DB_URL is the name of a secret the GitHub environments " \
+           "already hold" in result["error"]
+    assert "attacker@evil" not in result["error"]
+    assert [r for r in result["registrations"] if r["type"] != "pulumi:pulumi:Stack"] == []
 
 
 def test_an_optional_secret_set_as_plain_text_is_refused():

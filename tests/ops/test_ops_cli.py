@@ -143,7 +143,9 @@ def test_ops_watch_sends_signed_webhooks_lists_issue_ones_and_acks(ops_url, tmp_
             sync_channels(conn, {n: c.model_dump() for n, c in stack_settings("cli", stack).alerts.channels.items()},
                           set())  # as the stack's AlertChannel resources do
             health_url = _health_login(conn, ops_url)
-        env = {"SUPABASE_DB_URL": ops_url, "CLI_HOOK_URL": receiver.url, "CLI_HOOK_KEY": HMAC_KEY}
+        # As health.yml passes them: under the product's prefix, never the channel's bare name.
+        env = {"SUPABASE_DB_URL": ops_url, "SUPAGATE_ALERT_CLI_HOOK_URL": receiver.url,
+               "SUPAGATE_ALERT_CLI_HOOK_KEY": HMAC_KEY}
         assert supagate("alerts", "evaluate", "--stack", "cli", "--stack-file", str(stack), env=env).returncode == 0
         env["SUPABASE_DB_URL"] = health_url
         watch = supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), "--format", "json", env=env)
@@ -175,7 +177,8 @@ def test_ops_watch_fails_when_pg_crons_heartbeat_is_stale(ops_url, tmp_path):
                      "ops.beat('pg_cron')")
     stack = _stack_file(tmp_path, {"cli-stale": {"kind": "schedulerHeartbeat", "maxAge": "3m"}})
     done = supagate("ops", "watch", "--stack", "cli", "--stack-file", str(stack), "--format", "json",
-                    env={"SUPABASE_DB_URL": ops_url, "CLI_HOOK_URL": "http://127.0.0.1:9/x", "CLI_HOOK_KEY": "k"})
+                    env={"SUPABASE_DB_URL": ops_url, "SUPAGATE_ALERT_CLI_HOOK_URL": "http://127.0.0.1:9/x",
+                         "SUPAGATE_ALERT_CLI_HOOK_KEY": "k"})
     assert done.returncode == 1 and "scheduler-stopped" in done.stderr
     assert json.loads(done.stdout)["scheduler"]["ok"] is False
 
