@@ -114,6 +114,12 @@ def read_stack_document(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
         raise SettingsError(f"{path}: expected a mapping with a `config:` mapping inside\n"
                             "Start from Pulumi.staging.yaml or run `pulumi stack init`.")
+    if document.get("environment"):
+        # Pulumi ESC: the engine merges those values into the config; a PR's `supagate plan`
+        # (no credentials) cannot read them, so it would pass settings, alert SQL or jobs unseen.
+        raise SettingsError(f"{path}: `environment:` imports Pulumi ESC environments, whose values supagate plan and "
+                            "check cannot read (they would pass unanalysed)\nWrite the settings in the stack file "
+                            "itself, secrets as `secure:` values; nothing was deployed.")
     config = document.get("config") or {}
     problems = []
     for key in config:

@@ -121,17 +121,14 @@ def job_problems(name: str, job: Any) -> list[str]:
     problems = []
     if not re.match(r"^[a-z0-9][a-z0-9-]*\Z", name):
         problems.append(f"{where}: job names are lower-case letters, digits and dashes")
+    if name.startswith("supagate-"):
+        problems.append(f"{where}: names starting with supagate- are supagate's own jobs; choose another name")
     if job.sql:
-        from supagate.ops.readonly import statement_count
+        from supagate.ops.job_sql import FIX, SHAPES, shape_problem
 
-        try:
-            count = statement_count(job.sql)
-        except ValueError as exc:
-            problems.append(f"{where}.sql {exc}")
-        else:
-            if count != 1:
-                problems.append(f"{where}.sql is {count} statements; a job runs one (pg_cron would run them as "
-                                "one implicit transaction): split it into jobs or a function")
+        problem = shape_problem(job.sql)
+        if problem:
+            problems.append(f"{where}.sql {problem}: a job's sql is {SHAPES}. {FIX}")
     if job.timeout:
         try:
             seconds(job.timeout, f"{where}.timeout")

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+# Schemas a row-counting rule (overdueJobs, deadLetters, tableGrowth) may not name.
+PRIVATE_SCHEMAS = {"auth", "vault", "pgsodium", "ops", "cron", "net", "storage", "extensions", "pg_catalog",
+                   "information_schema", "supabase_functions", "supabase_migrations", "realtime", "graphql"}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|min|h|d|w)\Z")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -139,6 +142,11 @@ def canonical(name: str, spec: dict[str, Any], defaults: dict[str, Any]) -> dict
             continue
         if key == "table" and not re.match(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*\Z", str(value)):
             raise ValueError(f"{where}.table: {value!r} is not schema.table (qualified, lower case)")
+        if key == "table" and str(value).split(".")[0] in PRIVATE_SCHEMAS:
+            # These kinds count rows as the evaluator, not behind the sql rules' boundary: a
+            # rule on auth.users with a chosen status value answers "does this e-mail exist".
+            raise ValueError(f"{where}.table: {value!r} is in {str(value).split('.')[0]}, which a rule may not "
+                             "count; watch an app table (a job queue, an event log)")
         params[key] = interval(value, f"{where}.{key}") if key in kind.durations else value
     if kind.name == "sql":
         from supagate.ops.readonly import read_only_problem

@@ -21,8 +21,13 @@ WRITING_FUNCTIONS = {
     "alter_job", "schedule_in_database", "create_secret", "update_secret", "query_to_xml",
     "query_to_xml_and_xmlschema", "query_to_xmlschema", "cursor_to_xml", "pg_read_file", "pg_read_binary_file",
     "pg_ls_dir", "pg_stat_file",
+    # allowed in a read-only transaction and not undone by its rollback: fills the WAL
+    "pg_logical_emit_message",
+    # run SQL given as text, resolved only when the rule runs
+    "ts_stat", "ts_rewrite",
 }
-WRITING_PREFIXES = ("lo_", "dblink", "pg_ls_")
+WRITING_PREFIXES = ("lo_", "dblink", "pg_ls_", "http", "pg_stat_reset", "pg_replication_", "pg_create_",
+                    "pg_drop_", "pg_logical_")
 # Schemas a rule never reads or calls into: supagate's own (but its clock, ops.now()), and secrets.
 CLOSED_SCHEMAS = {"ops", "vault", "pgsodium", "cron", "net"}
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from supagate.findings import Finding
 from supagate.offline.resource_types import ALERT_RULE, CRON_JOB, MIGRATIONS, migrations_from_inputs
+from supagate.ops.job_sql import FIX as JOB_SHAPE_FIX, SHAPES
 from supagate.pack.checks import _exposed, _unreadable, _violation, plain
 
 JOB_FIX = ("Keep the rows (a WHERE on a column), call a function the migrations define that does not lose data, or "
@@ -83,12 +84,44 @@ def job_gate_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list
             found.append(_violation("cron-gate", name, f"Maintenance job {name} {what}, and its SQL carries no "
                                     "`-- gate:approve`: pg_cron would do it on schedule with no review.", JOB_FIX))
     for path, (name, migration) in pseudo.items():
+        problem = _shape_problem(name, migration.sql)
+        if problem:
+            found.append(_violation("cron-gate", name, f"Maintenance job {name}'s SQL {problem}: a job's SQL is "
+                                    f"{SHAPES}.", JOB_SHAPE_FIX))
         for function in sorted(unseen_functions(migration.sql, analysis.catalog)):
             found.append(_violation("cron-gate", name, f"Maintenance job {name} calls {function}(), which no "
                                     "migration defines: code the gates never saw.",
                                     "Call a function a migration defines (the gates check its body), or write the "
                                     "SQL in the job itself."))
     return found
+
+
+def _shape_problem(name: str, command: str) -> str | None:
+    """The job's own SQL against the allow-list (supagate/ops/job_sql.py): the body handed
+    to ops.run_job, or the command itself when it runs alone (VACUUM). supagate's own jobs
+    (names the settings keep for them) are built by supagate, not written in a stack file."""
+    import pglast
+
+    from supagate.gates.catalog.code_bodies import constant_text
+    from supagate.ops.cron import BUILTIN_JOBS
+    from supagate.ops.job_sql import shape_problem
+
+    if name in BUILTIN_JOBS:
+        return None
+    try:
+        statements = [s.stmt for s in pglast.parse_sql(command)]
+    except pglast.parser.ParseError as exc:
+        return f"does not parse: {exc}"
+    if statements and type(statements[0]).__name__ == "VariableSetStmt" and \
+            statements[0].name == "statement_timeout":
+        statements = statements[1:]  # the job's timeout (ops/cron.py)
+    if len(statements) == 1 and type(statements[0]).__name__ == "SelectStmt":
+        target = statements[0].targetList[0].val if len(statements[0].targetList or ()) == 1 else None
+        names = [n.sval for n in getattr(target, "funcname", ())]
+        if names == ["ops", "run_job"] and len(target.args or ()) == 2:
+            body = constant_text(target.args[1])
+            return "is not a constant" if body is None else shape_problem(body)
+    return shape_problem(command)
 
 
 def unseen_functions(sql: str, catalog) -> set[str]:

@@ -124,21 +124,26 @@ def _sql_from_the_stack(tmp_path, rules: dict, jobs: dict):
 
 def test_sql_from_the_stack_that_would_change_prod_is_refused_at_plan_time(pack_venv, tmp_path):
     """Issue 23: an alert rule calling an app function that deletes passed the denylist; jobs that
-    drop a table, directly or through a definer function, planned with PASS."""
+    drop a table, directly or through a definer function, planned with PASS. A job's own SQL
+    outside the allowed shapes is bad input (exit 2, naming the key); what the gates find in a
+    function it calls, or in a rule run behind its boundary, blocks (exit 1)."""
     path = _sql_from_the_stack(
         tmp_path, {"deletes-rows": {"kind": "sql", "query": "select private.purge_rate_limits()", "above": 0}},
-        {"drop-assessments": {"schedule": "0 4 * * *", "sql": "drop table public.assessments cascade"},
-         "definer-drops": {"schedule": "0 5 * * *", "call": "public.reset_assessments"}})
+        {"definer-drops": {"schedule": "0 5 * * *", "call": "public.reset_assessments"}})
     run = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--format", "json", env=pack_venv)
     assert run.returncode == 1, run.stderr
     found = [v for v in json.loads(run.stdout)["violations"] if v["enforcement"] == "mandatory"]
     assert sorted(v["policy"] for v in found) == ["supabase-alerts-require-proven-sql",
-                                                  "supabase-cron-require-gated-sql",
                                                   "supabase-cron-require-gated-sql"], found
     messages = " ".join(v["message"] for v in found)
     assert "cannot execute DELETE in a read-only transaction" in messages
-    assert "drop-assessments drops table public.assessments" in messages
     assert "definer-drops drops table public.assessments" in messages
+
+    path = _sql_from_the_stack(tmp_path, {}, {"drop-assessments": {"schedule": "0 4 * * *",
+                                                                   "sql": "drop table public.assessments cascade"}})
+    run = supagate("plan", "--stack", "prod", "--stack-file", str(path), "--format", "json", env=pack_venv)
+    assert run.returncode == 2 and "maintenance.jobs.drop-assessments.sql is a DROP statement" in run.stderr, \
+        run.stderr
 
 
 def test_sql_from_the_stack_that_only_reads_or_keeps_rows_plans_with_pass(pack_venv, tmp_path):

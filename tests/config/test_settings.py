@@ -88,3 +88,17 @@ def test_undeclared_auth_keys_are_not_managed():
     state = desired_state(settings)
     assert state["auth"] == {"jwt_exp": 1800}
     assert "network_restrictions" not in state and "pooler" not in state and "storage" not in state
+
+
+def test_a_stack_file_importing_esc_environments_is_not_planned_blind(tmp_path):
+    """A red-team pass: `environment: [org/ops-extras]` planned with PASS, while the values it
+    imports (alert SQL, jobs) reach the program unseen by the offline plan."""
+    from supagate.config.loading import SettingsError, settings_from_stack_file
+
+    path = tmp_path / "Pulumi.prod.yaml"
+    config = {"config": {"supabase-platform:tier": "staging", "supabase-platform:projectRef": "a" * 20}}
+    path.write_text(yaml.safe_dump({**config, "environment": ["momentum-health/ops-extras"]}))
+    with pytest.raises(SettingsError, match="`environment:` imports Pulumi ESC environments"):
+        settings_from_stack_file("prod", path)
+    path.write_text(yaml.safe_dump(config))
+    assert settings_from_stack_file("prod", path).tier == "staging"

@@ -155,3 +155,17 @@ def test_a_weakened_boundary_stops_every_sql_rule(ops_cluster, tamper, undo, pro
         (after,) = evaluate(conn, [_rule("select 1")], AT)
     assert state["error"].startswith("sql rules are not evaluated: " + problem), state
     assert "error" not in after
+
+
+def test_a_rules_value_carries_six_significant_digits_not_a_tables_rows(app_url):
+    """A red-team rule packed every user's scores and ids into one long number, which went
+    to the webhook and the issue as the rule's value."""
+    encoded = ("select ('9' || string_agg(lpad(score::text, 4, '0') || lpad(id::text, 8, '0'), '9' order by id))"
+               "::numeric from public.assessments")
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        (state,) = evaluate(conn, [_rule(encoded)], AT)
+        (small,) = evaluate(conn, [_rule("select 1234.5678::numeric")], AT)
+    assert state["value"] is not None, state
+    value = state["value"]
+    assert value > 1e20 and value == float(f"{value:.5e}"), state  # 3 rows: 39 digits before the cap
+    assert small["value"] == 1234.57  # an honest value keeps what a threshold needs

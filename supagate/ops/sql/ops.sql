@@ -964,6 +964,11 @@ begin
   if exists (select 1 from pg_catalog.pg_largeobject_metadata where lomowner = current_user::regrole) then
     raise exception 'the query creates a large object: an alert rule writes nothing';
   end if;
+  -- The value travels to webhooks and issues: six significant digits carry a threshold
+  -- decision, not rows of a health table encoded into one long number.
+  if result is not null and result operator(pg_catalog.<>) 0 then
+    result := pg_catalog.round(result, 5 - pg_catalog.floor(pg_catalog.log(pg_catalog.abs(result)))::int);
+  end if;
   return result;
 end;
 $$;
