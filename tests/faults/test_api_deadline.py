@@ -9,11 +9,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
+from tests.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "sbp_deadline_token_0123456789"
 MARGIN = 0.3  # scheduling slack on a shared 2-core machine; a byte comes every 0.45 s
@@ -29,7 +29,7 @@ class Server:
         self.received: list[str] = []
         server_self = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _trickle(self, data: bytes) -> None:
@@ -59,20 +59,16 @@ class Server:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.loopback = LoopbackServer(Handler)
+        self.port = self.loopback.server.server_port
+        self.url = self.loopback.url
 
 
 @pytest.fixture
 def server():
     running = Server()
     yield running
-    running.server.shutdown()
+    running.loopback.close()
 
 
 def _client(url: str, total: float) -> ManagementApi:

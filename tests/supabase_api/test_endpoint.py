@@ -4,14 +4,12 @@ network. managementApiUrl used to accept http:// and any host, and the token wen
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from components.providers.function_secrets import FunctionSecretsProvider
 from supagate.config.loading import SettingsError, load_settings
 from supagate.supabase_api.client import ApiError, ManagementApi, RetryPolicy
+from tests.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "sbp_org_wide_token_0123456789"
 REF = "abcdefghijklmnopqrst"
@@ -24,30 +22,22 @@ class Recorder:
         self.authorizations: list[str] = []
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802
                 recorder.authorizations.append(self.headers.get("Authorization", ""))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"[]")
+                self.send_json(200, [])
 
             do_POST = do_GET
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.loopback = LoopbackServer(Handler)
+        self.url = self.loopback.url
 
 
 @pytest.fixture
 def recorder():
     running = Recorder()
     yield running
-    running.server.shutdown()
+    running.loopback.close()
 
 
 def test_the_token_is_not_sent_to_an_unlisted_host_without_the_flag(recorder):
