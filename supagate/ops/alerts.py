@@ -12,7 +12,7 @@ from typing import Any
 
 from supagate.errors import Failed
 
-OPS_VERSION = 1
+OPS_VERSION = 2  # 2: the alert-reader boundary, delivery roles, rate-limit caps (issue 23)
 RULE_COLUMNS = ("kind", "params", "threshold", "comparison", "for_interval", "keep_firing_for", "repeat_interval",
                 "severity", "notify")
 

@@ -228,7 +228,7 @@ def test_ops_status_lists_jobs_firing_alerts_and_undeclared_jobs(ops_url, tmp_pa
     stack = _stack_file(tmp_path, {"cli-status": {"kind": "sql", "query": "select 1", "above": 0}})
     document = yaml.safe_load(stack.read_text())
     document["config"]["supabase-platform:maintenance"] = {"jobs": {"status-declared": {
-        "schedule": "0 4 * * *", "sql": "select 1"}}}
+        "schedule": "0 4 * * *", "call": "public.nightly"}}}
     stack.write_text(yaml.safe_dump(document))
     env = {"SUPABASE_DB_URL": ops_url}
     supagate("alerts", "evaluate", "--stack", "cli", "--stack-file", str(stack), env=env)

@@ -17,7 +17,7 @@ begin
 end
 $$;
 
-create function ops.version() returns integer language sql immutable set search_path = '' as $$ select 1 $$;
+create function ops.version() returns integer language sql immutable set search_path = '' as $$ select 2 $$;
 
 -- The evaluation time: `supagate alerts evaluate --at` and the tests set ops.eval_at so
 -- every kind and the state machine see the same clock; pg_cron leaves it unset (now()).
