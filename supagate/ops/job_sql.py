@@ -5,10 +5,13 @@ it is one of a few shapes whose effect a reviewer reads at a glance:
 
 - `SELECT schema.fn(constants)` or `CALL schema.fn(constants)`: a function a migration
   defines (the pack checks that, and the gates read its body);
-- `DELETE FROM table WHERE column < now() - interval '30 days'`: each condition compares a
-  column with a value that reads no column (`where id = id` or `where true` keep nothing);
-  any other DELETE, and TRUNCATE, only with `-- gate:approve <reason>`;
-- `VACUUM` (not FULL: it locks the table out), `ANALYZE`, `REFRESH MATERIALIZED VIEW`.
+- `DELETE FROM table WHERE column < now() - interval '30 days'`: the retention shape, a
+  column before the clock minus a constant interval, optionally AND-ed with
+  `column = 'constant'` (`where id = id`, `where true`, `where id <> -1`,
+  `where taken_at < 'infinity'` keep nothing, and a custom operator can do anything); any
+  other DELETE, and TRUNCATE, only with `-- gate:approve <reason>` in a `--` comment;
+- `VACUUM` (not FULL: it locks the table out), `ANALYZE`, `REFRESH MATERIALIZED VIEW` (not
+  WITH NO DATA: it empties the view until the next refresh).
 
 Anything else (UPDATE, MERGE, DO, DDL, GRANT, a `cron.schedule`, a call of PostgreSQL's or an
 extension's functions) belongs in a function a migration defines, where the migration gate
@@ -16,20 +19,18 @@ and its reviewers see it; the job then `call:`s it. Parsed with pglast, never ma
 
 from __future__ import annotations
 
-import re
-
 # Schemas whose functions are not the app's: PostgreSQL's own, the scheduler, extensions,
 # secrets, the network, and supagate's own bookkeeping.
 NOT_APP_SCHEMAS = {"pg_catalog", "information_schema", "cron", "net", "extensions", "vault", "pgsodium", "dblink",
                    "http", "supabase_functions", "ops", "auth", "storage", "realtime", "graphql", "pgbouncer"}
-# Values a job's arguments and conditions may compute from: the clock.
+# Values a job's arguments may compute from: PostgreSQL's clock.
 CLOCK_FUNCTIONS = {"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "make_interval"}
-COMPARISONS = {"<", "<=", ">", ">=", "=", "<>", "!="}
-SHAPES = ("one SELECT or CALL of a function a migration defines (schema.name, constant arguments), a DELETE whose "
-          "WHERE compares columns with values, VACUUM (not FULL), ANALYZE or REFRESH MATERIALIZED VIEW")
+BEFORE = {"<", "<="}
+SHAPES = ("one SELECT or CALL of a function a migration defines (schema.name, constant arguments), a DELETE "
+          "WHERE column < now() - interval '...' (and column = 'value'), VACUUM (not FULL), ANALYZE or REFRESH "
+          "MATERIALIZED VIEW")
 FIX = ("Put the change in a function a migration defines (the migration gate and its reviewers read it) and "
        "`call:` it from the job.")
-_APPROVED = re.compile(r"--\s*gate:approve[ \t]+\S.{7,}$", re.MULTILINE)  # a reason, not a letter
 
 
 def shape_problem(sql: str) -> str | None:
@@ -44,7 +45,7 @@ def shape_problem(sql: str) -> str | None:
         return f"is {len(statements)} statements"
     node = statements[0].stmt
     kind = type(node).__name__
-    approved = bool(_APPROVED.search(sql))
+    approved = _approved(sql)
     if kind == "SelectStmt":
         return _select_problem(node)
     if kind == "CallStmt":
@@ -52,17 +53,17 @@ def shape_problem(sql: str) -> str | None:
     if kind == "DeleteStmt":
         if node.usingClause or node.withClause or node.returningList:
             return "is a DELETE with USING, WITH or RETURNING"
-        if approved or _keeps_rows(node.whereClause):
+        if approved or _retention(node.whereClause):
             return None
-        return ("is a DELETE whose WHERE does not compare a column with a value, so it may remove every row; "
-                "approve it with `-- gate:approve <who, why>` or give it a real condition")
+        return ("is a DELETE whose WHERE is not `column < now() - interval '...'` (with `and column = 'value'`), "
+                "so it may remove every row; approve it with `-- gate:approve <who, why>` or use that shape")
     if kind == "TruncateStmt":
         return None if approved else "is a TRUNCATE; approve it with `-- gate:approve <who, why>`"
     if kind == "VacuumStmt":
         options = {o.defname.lower() for o in node.options or ()}
         return "is VACUUM FULL, which locks the table out for its whole run" if "full" in options else None
     if kind == "RefreshMatViewStmt":
-        return None
+        return "is REFRESH ... WITH NO DATA, which empties the view" if node.skipData else None
     return f"is a {kind.removesuffix('Stmt').upper()} statement"
 
 
@@ -91,22 +92,62 @@ def _call_problem(call) -> str | None:
     return None
 
 
-def _keeps_rows(where) -> bool:
-    """Whether `where` is an AND of conditions that each compare one column with a value."""
-    if where is None:
+def _approved(sql: str) -> bool:
+    """A `-- gate:approve <reason>` that PostgreSQL's lexer reads as a comment (not text in a
+    string literal or a /* */ comment), with a reason of a few words, not a letter."""
+    from supagate.errors import BadInput
+    from supagate.gates.markers import read_markers
+
+    try:
+        approval = read_markers(sql, "maintenance job").approve
+    except BadInput:
         return False
+    return approval is not None and len(approval[1]) >= 8
+
+
+def _retention(where) -> bool:
+    """`column < now() - interval '...'`, AND-ed with `column = 'constant'` conditions."""
     kind = type(where).__name__
     if kind == "BoolExpr":
-        return where.boolop.name == "AND_EXPR" and all(_keeps_rows(arg) for arg in where.args)
-    if kind == "NullTest":  # IS NULL keeps the rows that have a value; IS NOT NULL keeps almost none
-        return where.nulltesttype.name == "IS_NULL" and type(where.arg).__name__ == "ColumnRef"
-    if kind != "A_Expr" or where.kind.name not in ("AEXPR_OP", "AEXPR_IN"):
+        return where.boolop.name == "AND_EXPR" and any(_before_the_clock(a) for a in where.args) and \
+            all(_before_the_clock(a) or _equals_a_constant(a) for a in where.args)
+    return _before_the_clock(where)
+
+
+def _operator(node) -> str | None:
+    """The operator of a plain `a OP b` (None for a schema-qualified, custom one)."""
+    if type(node).__name__ != "A_Expr" or node.kind.name != "AEXPR_OP" or len(node.name) != 1:
+        return None
+    return node.name[0].sval
+
+
+def _before_the_clock(node) -> bool:
+    if _operator(node) not in BEFORE or type(node.lexpr).__name__ != "ColumnRef":
         return False
-    if where.kind.name == "AEXPR_OP" and (len(where.name) != 1 or where.name[0].sval not in COMPARISONS):
+    ago = node.rexpr
+    return _operator(ago) == "-" and _is_clock(ago.lexpr) and _is_interval_constant(ago.rexpr)
+
+
+def _is_clock(node) -> bool:
+    kind = type(node).__name__
+    if kind == "SQLValueFunction":  # current_timestamp, current_date, localtimestamp
+        return True
+    if kind != "FuncCall" or node.args:
         return False
-    sides = [where.lexpr, where.rexpr]
-    columns = [s for s in sides if type(s).__name__ == "ColumnRef"]
-    return len(columns) == 1 and all(_reads_nothing(s) for s in sides if s is not columns[0])
+    names = [n.sval for n in node.funcname]
+    return names in (["now"], ["pg_catalog", "now"])
+
+
+def _is_interval_constant(node) -> bool:
+    if type(node).__name__ != "TypeCast" or type(node.arg).__name__ != "A_Const":
+        return False
+    names = [n.sval for n in node.typeName.names]
+    return names in (["interval"], ["pg_catalog", "interval"]) and not getattr(node.arg, "isnull", False)
+
+
+def _equals_a_constant(node) -> bool:
+    return _operator(node) == "=" and type(node.lexpr).__name__ == "ColumnRef" and \
+        type(node.rexpr).__name__ == "A_Const" and not getattr(node.rexpr, "isnull", False)
 
 
 def _reads_nothing(node) -> bool:
@@ -117,6 +158,10 @@ def _reads_nothing(node) -> bool:
         kind = type(part).__name__
         if kind in ("ColumnRef", "SubLink", "ParamRef", "RangeVar", "SelectStmt"):
             return False
-        if kind == "FuncCall" and [n.sval for n in part.funcname][-1].lower() not in CLOCK_FUNCTIONS:
+        if kind == "FuncCall":
+            names = [n.sval.lower() for n in part.funcname]
+            if names[-1] not in CLOCK_FUNCTIONS or names[:-1] not in ([], ["pg_catalog"]):
+                return False
+        if kind == "A_Expr" and _operator(part) is None:  # a custom or schema-qualified operator
             return False
     return True

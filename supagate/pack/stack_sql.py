@@ -66,6 +66,12 @@ def job_gate_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list
                                      "Declare the job under maintenance.jobs."))
             continue
         path = f"maintenance.jobs.{name}"
+        body = _job_body(command)
+        if body is not None and body != command:
+            # The approval sits in the job's own SQL, which the command carries as a string: the
+            # lexer reads it as a comment only there, so it heads the job's stand-in migration.
+            approval = _approval_line(body)
+            command = f"{approval}\n{command}" if approval else command
         try:
             # versioned after every migration: the job runs on what they built
             pseudo[path] = (name, parse_migration(f"99999999{index:06d}", f"job_{name}", command, path, down_sql=""))
@@ -96,32 +102,50 @@ def job_gate_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list
     return found
 
 
-def _shape_problem(name: str, command: str) -> str | None:
-    """The job's own SQL against the allow-list (supagate/ops/job_sql.py): the body handed
-    to ops.run_job, or the command itself when it runs alone (VACUUM). supagate's own jobs
-    (names the settings keep for them) are built by supagate, not written in a stack file."""
+def _job_body(command: str) -> str | None:
+    """The job's own SQL: the constant handed to ops.run_job (after the job's timeout), or
+    the command itself when it runs alone (VACUUM); None when it is neither."""
     import pglast
 
     from supagate.gates.catalog.code_bodies import constant_text
+
+    try:
+        statements = [s.stmt for s in pglast.parse_sql(command)]
+    except pglast.parser.ParseError:
+        return None
+    if statements and type(statements[0]).__name__ == "VariableSetStmt" and \
+            statements[0].name == "statement_timeout":
+        statements = statements[1:]  # the job's timeout (ops/cron.py)
+    if len(statements) != 1:
+        return None
+    if type(statements[0]).__name__ == "SelectStmt" and len(statements[0].targetList or ()) == 1:
+        target = statements[0].targetList[0].val
+        if [n.sval for n in getattr(target, "funcname", ())] == ["ops", "run_job"] and len(target.args or ()) == 2:
+            return constant_text(target.args[1])
+    return command
+
+
+def _approval_line(sql: str) -> str | None:
+    from supagate.errors import BadInput
+    from supagate.gates.markers import read_markers
+
+    try:
+        approval = read_markers(sql, "maintenance job").approve
+    except BadInput:
+        return None
+    return f"-- gate:approve {approval[1]}" if approval else None
+
+
+def _shape_problem(name: str, command: str) -> str | None:
+    """The job's own SQL against the allow-list (supagate/ops/job_sql.py). supagate's own
+    jobs (names the settings keep for them) are built by supagate, not written in a stack file."""
     from supagate.ops.cron import BUILTIN_JOBS
     from supagate.ops.job_sql import shape_problem
 
     if name in BUILTIN_JOBS:
         return None
-    try:
-        statements = [s.stmt for s in pglast.parse_sql(command)]
-    except pglast.parser.ParseError as exc:
-        return f"does not parse: {exc}"
-    if statements and type(statements[0]).__name__ == "VariableSetStmt" and \
-            statements[0].name == "statement_timeout":
-        statements = statements[1:]  # the job's timeout (ops/cron.py)
-    if len(statements) == 1 and type(statements[0]).__name__ == "SelectStmt":
-        target = statements[0].targetList[0].val if len(statements[0].targetList or ()) == 1 else None
-        names = [n.sval for n in getattr(target, "funcname", ())]
-        if names == ["ops", "run_job"] and len(target.args or ()) == 2:
-            body = constant_text(target.args[1])
-            return "is not a constant" if body is None else shape_problem(body)
-    return shape_problem(command)
+    body = _job_body(command)
+    return "is not one statement or one ops.run_job call of constant SQL" if body is None else shape_problem(body)
 
 
 def unseen_functions(sql: str, catalog) -> set[str]:

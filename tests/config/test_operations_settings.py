@@ -94,7 +94,7 @@ def test_alert_mistakes_name_their_key(alerts, message):
     ({"jobs": {"v": {"schedule": "0 3 * * *", "sql": "update public.t set score = 0"}}},
      "maintenance.jobs.v.sql is a UPDATE statement: a job's sql is one SELECT or CALL of a function"),
     ({"jobs": {"v": {"schedule": "0 3 * * *", "sql": "delete from public.t where id = id"}}},
-     "maintenance.jobs.v.sql is a DELETE whose WHERE does not compare a column with a value"),
+     "maintenance.jobs.v.sql is a DELETE whose WHERE is not `column < now() - interval '...'`"),
     ({"jobs": {"supagate-heartbeat": {"schedule": "0 3 * * *", "call": "public.f"}}},
      "names starting with supagate- are supagate's own jobs"),
     ({"historyRetentionDays": 0}, "historyRetentionDays is 1-3650 days, or false"),

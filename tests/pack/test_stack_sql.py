@@ -72,7 +72,7 @@ JOB_ATTACKS = {
                          "calls extensions.pg_stat_statements_reset(), which no migration defines"),
     # A second red-team pass: each of these planned with PASS and changed prod when run.
     "where-id-is-id": ({"sql": "delete from public.assessments where id = id"},
-                       "is a DELETE whose WHERE does not compare a column with a value"),
+                       "is a DELETE whose WHERE is not"),
     "merge-deletes": ({"sql": "merge into public.assessments a using (select 1 as x) s on true "
                               "when matched then delete"}, "is a MERGE statement"),
     "update-every-row": ({"sql": "update public.assessments set phq9_score = 0"}, "is a UPDATE statement"),
@@ -89,6 +89,21 @@ JOB_ATTACKS = {
     "vacuum-full": ({"sql": "vacuum full public.engagement_events"}, "is VACUUM FULL"),
     "an-argument-that-reads": ({"sql": "select public.cleanup_rate_limits((select count(*) from public.assessments))"},
                                "an argument that reads a table"),
+    # A third pass: conditions that keep nothing, and approvals a reviewer does not see as one.
+    "not-minus-one": ({"sql": "delete from public.assessments where id <> -1"}, "is a DELETE whose WHERE is not"),
+    "before-infinity": ({"sql": "delete from public.assessments where taken_at < 'infinity'"},
+                        "is a DELETE whose WHERE is not"),
+    "not-in": ({"sql": "delete from public.assessments where id not in (-1)"}, "is a DELETE whose WHERE is not"),
+    "own-clock": ({"sql": "delete from public.assessments where taken_at < public.now() - interval '1 day'"},
+                  "is a DELETE whose WHERE is not"),
+    "own-operator": ({"sql": "delete from public.assessments where taken_at < now() operator(public.-) "
+                             "interval '1 day'"}, "is a DELETE whose WHERE is not"),
+    "approval-in-a-string": ({"sql": "delete from public.assessments where true or user_id::text = "
+                                     "'\n-- gate:approve reviewed by nobody at all'"}, "is a DELETE whose WHERE is not"),
+    "approval-in-a-block-comment": ({"sql": "/* -- gate:approve security team ticket 1 */ "
+                                            "truncate public.assessments cascade"}, "is a TRUNCATE"),
+    "view-emptied": ({"sql": "refresh materialized view analytics.latest_unified_metrics with no data"},
+                     "WITH NO DATA"),
 }
 JOB_TWINS = {
     "refresh-metrics": {"call": "analytics.refresh_latest_unified_metrics", "timeout": "5min"},
