@@ -425,14 +425,14 @@ $$;
 -- The wrapper pg_cron runs a maintenance job through: a run that finds the previous one
 -- still going is skipped (pg_cron would queue it and replay it late) and recorded.
 create function ops.run_job(p_name text, p_command text) returns text
-language plpgsql set search_path = '' as $$
+language plpgsql security definer set search_path = '' as $$
 begin
   if not pg_try_advisory_xact_lock(hashtext('supagate-cron:' || p_name)) then
     insert into ops.job_events (job, event, detail) values (p_name, 'skipped', 'the previous run was still going');
     raise warning 'supagate: % skipped, the previous run was still going', p_name;
     return 'skipped';
   end if;
-  execute p_command;
+  execute p_command;  -- as supagate_job_runner, its owner (the job-runner boundary, below)
   return 'done';
 end;
 $$;
@@ -1045,3 +1045,52 @@ end;
 $$;
 revoke execute on function ops.alert_reader_problem(), ops.sql_rule_value(text) from public;
 -- ================================================================== end of the alert-rule boundary
+
+-- ================================================================== job-runner boundary
+-- A maintenance job's SQL comes from a stack file: ops.run_job executes it as
+-- supagate_job_runner, which logs in nowhere, belongs to no role, owns nothing and holds only
+-- what a migration grants it (`grant delete on public.jobs to supagate_job_runner`, `grant
+-- usage on schema analytics ...`): ops.run_job is a SECURITY DEFINER function that role owns, where
+-- PostgreSQL refuses SET ROLE back to the job's owner. So what the job reaches without naming
+-- it (an overload, a trigger its DELETE fires, a function that updates every row) runs with the
+-- runner's rights: DDL, other tables and the scheduler are refused by the database. A
+-- SECURITY DEFINER function a migration grants it stays the reviewed way to do more. VACUUM
+-- and REFRESH need the table's owner and run outside this boundary (pg_cron runs them as is).
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'supagate_job_runner') then
+    create role supagate_job_runner nologin noinherit;
+  end if;
+  if not pg_catalog.pg_has_role(current_user, 'supagate_job_runner', 'MEMBER') then
+    execute format('grant supagate_job_runner to %I', current_user);  -- PostgreSQL 15: to hand it a function
+  end if;
+end
+$$;
+
+grant usage on schema ops to supagate_job_runner;
+grant insert on ops.job_events to supagate_job_runner;  -- a skipped run says so
+grant usage on sequence ops.job_events_id_seq to supagate_job_runner;
+grant create on schema ops to supagate_job_runner;  -- ALTER ... OWNER TO needs it; not kept
+alter function ops.run_job(text, text) owner to supagate_job_runner;
+revoke create on schema ops from supagate_job_runner;
+revoke execute on function ops.run_job(text, text) from public;
+do $$ begin execute format('grant execute on function ops.run_job(text, text) to %I', current_user); end $$;
+
+-- A `refresh:` job: REFRESH needs the view's owner, so it runs here, named by a regclass (no
+-- SQL text crosses), skipping a run that finds the previous one still going, as run_job does.
+create function ops.refresh_view(p_name text, p_view regclass) returns text
+language plpgsql set search_path = '' as $$
+begin
+  if (select c.relkind from pg_catalog.pg_class c where c.oid = p_view) is distinct from 'm' then
+    raise exception '% is not a materialized view', p_view;
+  end if;
+  if not pg_try_advisory_xact_lock(hashtext('supagate-cron:' || p_name)) then
+    insert into ops.job_events (job, event, detail) values (p_name, 'skipped', 'the previous run was still going');
+    return 'skipped';
+  end if;
+  execute format('refresh materialized view concurrently %s', p_view);
+  return 'done';
+end;
+$$;
+revoke execute on function ops.refresh_view(text, regclass) from public;
+-- ================================================================== end of the job-runner boundary

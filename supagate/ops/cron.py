@@ -101,19 +101,20 @@ def command(name: str, job: Any) -> str:
     """The SQL pg_cron runs for a job from the stack file (a config.operations.CronJob)."""
     if job.vacuum_analyze:
         return f"VACUUM (ANALYZE) {job.vacuum_analyze}"
-    if job.refresh:
-        body = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {job.refresh}"
-    elif job.call:
+    if job.refresh:  # needs the view's owner: outside the job-runner boundary, named, not SQL text
+        return _with_timeout(job, f"select ops.refresh_view('{name}', '{job.refresh}')")
+    if job.call:
         body = f"select {job.call}()"
     elif _OUTSIDE_TRANSACTION.match(job.sql):
         return job.sql.strip().rstrip(";")
     else:
         body = job.sql.strip().rstrip(";")
-    wrapped = f"select ops.run_job('{name}', {_dollar_quote(body)})"
-    if job.timeout:
-        # The SET is its own statement, so the timeout applies to the job's statement.
-        wrapped = f"set statement_timeout = '{int(seconds(job.timeout, 'timeout') * 1000)}ms'; {wrapped}"
-    return wrapped
+    return _with_timeout(job, f"select ops.run_job('{name}', {_dollar_quote(body)})")
+
+
+def _with_timeout(job: Any, sql: str) -> str:
+    # The SET is its own statement, so the timeout applies to the job's statement.
+    return f"set statement_timeout = '{int(seconds(job.timeout, 'timeout') * 1000)}ms'; {sql}" if job.timeout else sql
 
 
 def job_problems(name: str, job: Any) -> list[str]:

@@ -15,7 +15,11 @@ it is one of a few shapes whose effect a reviewer reads at a glance:
 
 Anything else (UPDATE, MERGE, DO, DDL, GRANT, a `cron.schedule`, a call of PostgreSQL's or an
 extension's functions) belongs in a function a migration defines, where the migration gate
-and its reviewers see it; the job then `call:`s it. Parsed with pglast, never matched."""
+and its reviewers see it; the job then `call:`s it. Parsed with pglast, never matched.
+
+The shapes say what a reviewer reads; the database says what runs: ops.run_job executes the
+SQL as supagate_job_runner, which holds only what migrations grant it (ops.sql, "job-runner
+boundary")."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ violation, never a pass."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterable
 
 from supagate.findings import Finding
@@ -102,6 +103,9 @@ def job_gate_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list
     return found
 
 
+_QUALIFIED = re.compile(r"[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*\Z")
+
+
 def _job_body(command: str) -> str | None:
     """The job's own SQL: the constant handed to ops.run_job (after the job's timeout), or
     the command itself when it runs alone (VACUUM); None when it is neither."""
@@ -120,8 +124,12 @@ def _job_body(command: str) -> str | None:
         return None
     if type(statements[0]).__name__ == "SelectStmt" and len(statements[0].targetList or ()) == 1:
         target = statements[0].targetList[0].val
-        if [n.sval for n in getattr(target, "funcname", ())] == ["ops", "run_job"] and len(target.args or ()) == 2:
+        called = [n.sval for n in getattr(target, "funcname", ())]
+        if called == ["ops", "run_job"] and len(target.args or ()) == 2:
             return constant_text(target.args[1])
+        if called == ["ops", "refresh_view"] and len(target.args or ()) == 2:  # a `refresh:` job: a name, no SQL
+            view = constant_text(target.args[1])
+            return f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}" if view and _QUALIFIED.match(view) else None
     return command
 
 

@@ -24,10 +24,11 @@ def test_example_app_passes_prod_with_advisors_and_probes():
     assert all(FINDING_KEYS <= set(f) for f in report["findings"])
     # The real `supabase db advisors` ran against the shadow database and was mapped.
     assert any(f["rule"].startswith("advisor/") for f in report["findings"]), report
-    assert "9 migrations applied, 7 tables probed" in run.stderr
+    assert "10 migrations applied, 7 tables probed" in run.stderr
     allowed = [f for f in report["findings"] if f.get("allowed")]
     assert sorted((f["rule"], f["object"]) for f in allowed if f["rule"] != "rls-no-policy") == [
-        ("destructive-unapproved", "ops.read_as_alert_reader")]  # the alert-rule reader owns it, on purpose
+        ("destructive-unapproved", "ops.read_as_alert_reader"),  # the alert-rule reader owns it, on purpose
+        ("destructive-unapproved", "ops.run_job")]  # and the job runner ops.run_job
     assert len([f for f in allowed if f["rule"] == "rls-no-policy"]) == 5
 
 
