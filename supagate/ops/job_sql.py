@@ -30,6 +30,7 @@ NOT_APP_SCHEMAS = {"pg_catalog", "information_schema", "cron", "net", "extension
 # Values a job's arguments may compute from: PostgreSQL's clock.
 CLOCK_FUNCTIONS = {"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "make_interval"}
 BEFORE = {"<", "<="}
+VACUUM_OPTIONS = {"analyze", "verbose", "skip_locked"}
 SHAPES = ("one SELECT or CALL of a function a migration defines (schema.name, constant arguments), a DELETE "
           "WHERE column < now() - interval '...' (and column = 'value'), VACUUM (not FULL), ANALYZE or REFRESH "
           "MATERIALIZED VIEW")
@@ -65,7 +66,14 @@ def shape_problem(sql: str) -> str | None:
         return None if approved else "is a TRUNCATE; approve it with `-- gate:approve <who, why>`"
     if kind == "VacuumStmt":
         options = {o.defname.lower() for o in node.options or ()}
-        return "is VACUUM FULL, which locks the table out for its whole run" if "full" in options else None
+        if "full" in options:
+            return "is VACUUM FULL, which locks the table out for its whole run"
+        if options - VACUUM_OPTIONS:
+            return (f"is VACUUM with {', '.join(sorted(options - VACUUM_OPTIONS))}; a job may use "
+                    f"{', '.join(sorted(VACUUM_OPTIONS))}")
+        if not node.rels:  # every table, auth's and cron's included, as the owner, with no timeout
+            return "is VACUUM or ANALYZE of the whole database; name the table"
+        return None
     if kind == "RefreshMatViewStmt":
         return "is REFRESH ... WITH NO DATA, which empties the view" if node.skipData else None
     return f"is a {kind.removesuffix('Stmt').upper()} statement"

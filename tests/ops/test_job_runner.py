@@ -105,3 +105,23 @@ def test_the_safe_twins_run(app_url):
         assert conn.execute("select count(*) from public.events").fetchone() == (1,)  # the old one went
         assert conn.execute("select event from ops.job_events where job in ('retention', 'archive', 'totals')"
                             ).fetchall() == []  # none skipped
+
+
+@pytest.mark.parametrize("alteration", [
+    "alter function ops.run_job(text, text) security invoker",  # later jobs would run as their owner
+    "grant execute on function ops.run_job(text, text) to public",  # anyone could run SQL as the runner
+    "alter function ops.run_job(text, text) reset search_path",
+])
+def test_a_job_that_alters_the_function_running_jobs_stops_every_later_job(ops_cluster, alteration):
+    """A fourth red-team pass: the runner owns ops.run_job, so one job flipped it to SECURITY
+    INVOKER and the next dropped a table as postgres."""
+    url = ops_cluster.create_database(f"jobflip{os.getpid()}{abs(hash(alteration)) % 10**6}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(ops_sql())
+        conn.execute(APP)
+    assert _run(url, "tidy-up", sql=f"select public.tidy('{alteration}', 0)") is None  # it may: it owns it
+    failure = _run(url, "nightly", sql="select public.tidy('drop table public.assessments cascade', 0)")
+    assert failure is not None and "ops.run_job was altered" in str(failure), failure
+    assert _run(url, "retention", sql="delete from public.events where at < now() - interval '90 days'") is not None
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select to_regclass('public.assessments') is not null").fetchone() == (True,)

@@ -104,6 +104,9 @@ JOB_ATTACKS = {
                                             "truncate public.assessments cascade"}, "is a TRUNCATE"),
     "view-emptied": ({"sql": "refresh materialized view analytics.latest_unified_metrics with no data"},
                      "WITH NO DATA"),
+    # A fourth pass: a VACUUM of every table (auth's and cron's too) as the owner, with no timeout.
+    "vacuum-everything": ({"sql": "VACUUM (FREEZE, DISABLE_PAGE_SKIPPING, INDEX_CLEANUP OFF, TRUNCATE OFF)"},
+                          "is VACUUM with disable_page_skipping, freeze, index_cleanup, truncate"),
 }
 JOB_TWINS = {
     "refresh-metrics": {"call": "analytics.refresh_latest_unified_metrics", "timeout": "5min"},

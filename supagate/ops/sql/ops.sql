@@ -427,7 +427,21 @@ $$;
 create function ops.run_job(p_name text, p_command text) returns text
 language plpgsql security definer set search_path = '' as $$
 begin
-  if not pg_try_advisory_xact_lock(hashtext('supagate-cron:' || p_name)) then
+  -- The runner owns this function, so a job's SQL could ALTER it (SECURITY INVOKER: later jobs
+  -- would run as their owner) or GRANT it to others; it cannot replace the body (no CREATE on
+  -- ops). So the body refuses to run unless it still runs as the runner, with its settings,
+  -- callable only by the runner's members.
+  if current_user operator(pg_catalog.<>) 'supagate_job_runner'
+     or exists (select from pg_catalog.pg_proc p
+                where p.oid = 'ops.run_job(text, text)'::pg_catalog.regprocedure
+                  and (not p.prosecdef or p.proconfig is distinct from array['search_path=""']
+                       or exists (select from pg_catalog.aclexplode(p.proacl) a
+                                  where a.grantee operator(pg_catalog.=) 0
+                                     or not pg_catalog.pg_has_role(a.grantee, 'supagate_job_runner', 'MEMBER')))) then
+    raise exception 'ops.run_job was altered (security, settings or grants): no job runs until supagate''s ops migration is applied again'
+      using hint = 'a job that alters the function that runs jobs is an attack; see DESIGN.md, trust model';
+  end if;
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('supagate-cron:' || p_name)) then
     insert into ops.job_events (job, event, detail) values (p_name, 'skipped', 'the previous run was still going');
     raise warning 'supagate: % skipped, the previous run was still going', p_name;
     return 'skipped';
