@@ -104,17 +104,22 @@ def _call_problem(call) -> str | None:
     return None
 
 
-def _approved(sql: str) -> bool:
-    """A `-- gate:approve <reason>` that PostgreSQL's lexer reads as a comment (not text in a
-    string literal or a /* */ comment), with a reason of a few words, not a letter."""
+def approval(sql: str) -> str | None:
+    """The reason of a `-- gate:approve <reason>` that PostgreSQL's lexer reads as a comment
+    (not text in a string literal or a /* */ comment), or None."""
     from supagate.errors import BadInput
     from supagate.gates.markers import read_markers
 
     try:
-        approval = read_markers(sql, "maintenance job").approve
+        found = read_markers(sql, "maintenance job").approve
     except BadInput:
-        return False
-    return approval is not None and len(approval[1]) >= 8
+        return None
+    return found[1] if found else None
+
+
+def _approved(sql: str) -> bool:
+    """Approved with a reason of a few words, not a letter."""
+    return len(approval(sql) or "") >= 8
 
 
 def _retention(where) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from supagate.findings import Finding
 from supagate.offline.resource_types import ALERT_RULE, CRON_JOB, MIGRATIONS, migrations_from_inputs
-from supagate.ops.job_sql import FIX as JOB_SHAPE_FIX, SHAPES
+from supagate.ops.job_sql import FIX as JOB_SHAPE_FIX, SHAPES, approval
 from supagate.pack.checks import _exposed, _unreadable, _violation, plain
 
 JOB_FIX = ("Keep the rows (a WHERE on a column), call a function the migrations define that does not lose data, or "
@@ -68,30 +68,31 @@ def job_gate_violations(resources: Iterable[tuple[str, dict[str, Any]]]) -> list
             continue
         path = f"maintenance.jobs.{name}"
         body = _job_body(command)
-        if body is not None and body != command:
+        reason = approval(body) if body is not None and body != command else None
+        if reason:
             # The approval sits in the job's own SQL, which the command carries as a string: the
             # lexer reads it as a comment only there, so it heads the job's stand-in migration.
-            approval = _approval_line(body)
-            command = f"{approval}\n{command}" if approval else command
+            command = f"-- gate:approve {reason}\n{command}"
         try:
             # versioned after every migration: the job runs on what they built
-            pseudo[path] = (name, parse_migration(f"99999999{index:06d}", f"job_{name}", command, path, down_sql=""))
+            pseudo[path] = (name, parse_migration(f"99999999{index:06d}", f"job_{name}", command, path, down_sql=""),
+                            body)
         except BadInput as exc:
             found.append(_violation("cron-gate", name, f"Job {name}'s command cannot be analysed: {exc}",
                                     "Fix the job's SQL."))
     try:
-        analysis = replay.analyse(migrations + [m for _, m in pseudo.values()], exposed)
+        analysis = replay.analyse(migrations + [m for _, m, _ in pseudo.values()], exposed)
     except BadInput as exc:  # a bad gate marker, in a migration or a job
         return found + [_violation("cron-gate", name, f"Job {name} cannot be judged: {exc}", "Fix the marker.")
-                        for name, _ in pseudo.values()]
+                        for name, _, _ in pseudo.values()]
     for f in analysis.findings:
         if f.rule == destructive_unapproved.ID and f.file in pseudo:
             name = pseudo[f.file][0]
             what = f.message.removeprefix(f"{f.file}:{f.line} ").split(" without ", 1)[0].split(_CODE, 1)[0]
             found.append(_violation("cron-gate", name, f"Maintenance job {name} {what}, and its SQL carries no "
                                     "`-- gate:approve`: pg_cron would do it on schedule with no review.", JOB_FIX))
-    for path, (name, migration) in pseudo.items():
-        problem = _shape_problem(name, migration.sql)
+    for path, (name, migration, body) in pseudo.items():
+        problem = _shape_problem(name, body)
         if problem:
             found.append(_violation("cron-gate", name, f"Maintenance job {name}'s SQL {problem}: a job's SQL is "
                                     f"{SHAPES}.", JOB_SHAPE_FIX))
@@ -133,26 +134,15 @@ def _job_body(command: str) -> str | None:
     return command
 
 
-def _approval_line(sql: str) -> str | None:
-    from supagate.errors import BadInput
-    from supagate.gates.markers import read_markers
-
-    try:
-        approval = read_markers(sql, "maintenance job").approve
-    except BadInput:
-        return None
-    return f"-- gate:approve {approval[1]}" if approval else None
-
-
-def _shape_problem(name: str, command: str) -> str | None:
-    """The job's own SQL against the allow-list (supagate/ops/job_sql.py). supagate's own
-    jobs (names the settings keep for them) are built by supagate, not written in a stack file."""
+def _shape_problem(name: str, body: str | None) -> str | None:
+    """The job's own SQL (`_job_body`) against the allow-list (supagate/ops/job_sql.py).
+    supagate's own jobs (names the settings keep for them) are built by supagate, not written
+    in a stack file."""
     from supagate.ops.cron import BUILTIN_JOBS
     from supagate.ops.job_sql import shape_problem
 
     if name in BUILTIN_JOBS:
         return None
-    body = _job_body(command)
     return "is not one statement or one ops.run_job call of constant SQL" if body is None else shape_problem(body)
 
 
